@@ -1,0 +1,101 @@
+"""Find a project's wire function and environment description at build time.
+
+Wire order (DESIGN.md): `[tool.modelops] wire`, a `modelops.wire` entry point declared in
+pyproject.toml, then a top-level `wire.py` that defines `wire`. Finding it here, once,
+means a folder without one fails at build with a clear message, not later on a worker.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from modelops.contracts import ErrorClass, ModelOpsError
+
+_WIRE_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+ENV_FILES = ("uv.lock", "requirements.txt")
+
+
+def read_pyproject(root: Path) -> dict[str, Any]:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelOpsError(ErrorClass.BAD_BUNDLE, f"{path} is not valid TOML: {exc}") from exc
+
+
+def find_wire(root: Path, pyproject: dict[str, Any]) -> str:
+    declared = pyproject.get("tool", {}).get("modelops", {}).get("wire")
+    if declared is not None:
+        return _checked_spec(declared, "[tool.modelops] wire in pyproject.toml")
+    entry_points = pyproject.get("project", {}).get("entry-points", {})
+    group = entry_points.get("modelops.wire", {})
+    if len(group) > 1:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE,
+            f"pyproject.toml declares {len(group)} 'modelops.wire' entry points "
+            f"({', '.join(sorted(group))}); keep one, or set [tool.modelops] wire",
+        )
+    if group:
+        return _checked_spec(next(iter(group.values())), "the modelops.wire entry point")
+    if "wire" in entry_points.get("modelops", {}):
+        return _checked_spec(entry_points["modelops"]["wire"], "the modelops:wire entry point")
+    wire_py = root / "wire.py"
+    if wire_py.is_file():
+        if not _defines(wire_py, "wire"):
+            raise ModelOpsError(
+                ErrorClass.BAD_BUNDLE,
+                f"{wire_py} does not define a top-level 'wire' function; add "
+                "def wire(entrypoint, params, seed) -> dict[str, bytes]",
+            )
+        return "wire:wire"
+    raise ModelOpsError(
+        ErrorClass.BAD_BUNDLE,
+        f"no wire function in {root}: add wire.py defining wire(entrypoint, params, seed), "
+        'or set [tool.modelops] wire = "module:function" in pyproject.toml',
+    )
+
+
+def _checked_spec(spec: object, where: str) -> str:
+    if not isinstance(spec, str) or not _WIRE_SPEC.fullmatch(spec.strip()):
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE, f"{where} is {spec!r}; expected 'module:function'"
+        )
+    return spec.strip()
+
+
+def _defines(path: Path, name: str) -> bool:
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE, f"{path} has a syntax error on line {exc.lineno}: {exc.msg}"
+        ) from exc
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return True
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom) and any(
+            (alias.asname or alias.name) == name for alias in node.names
+        ):
+            return True
+    return False
+
+
+def environment_kind(root: Path, pyproject: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """Which files decide the environment: a uv lock, a requirements file, or pyproject deps."""
+    if (root / "uv.lock").is_file():
+        return "uv.lock", ("pyproject.toml", "uv.lock")
+    if (root / "requirements.txt").is_file():
+        return "requirements.txt", ("requirements.txt",)
+    if pyproject.get("project", {}).get("dependencies"):
+        return "pyproject.toml", ("pyproject.toml",)
+    return "none", ()

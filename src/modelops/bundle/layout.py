@@ -1,0 +1,128 @@
+"""The embedded bundle store: an OCI image-layout folder (`oci-layout`, `index.json`, blobs).
+
+One folder holds many repositories; each index entry names its repository in the
+`io.modelops.repository` annotation, and its tag, if any, in `org.opencontainers.image.ref.name`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from modelops.bundle.build import BuiltBundle
+from modelops.bundle.config import ARTIFACT_TYPE, MANIFEST_MEDIA_TYPE
+from modelops.bundle.digests import read_chunks, verify_bytes, write_verified
+from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
+
+INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+REPOSITORY_ANNOTATION = "io.modelops.repository"
+REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+
+
+class LayoutStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LayoutStore({str(self.root)!r})"
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, _, hex_digest = digest.partition(":")
+        return self.root / "blobs" / algorithm / hex_digest
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def put(self, bundle: BuiltBundle, tag: str | None = None) -> BundleRef:
+        """Store every blob the store lacks, then the manifest, then the index entry."""
+        self._init_layout()
+        for blob in bundle.blobs:
+            if self.has_blob(blob.digest):
+                continue
+            chunks = [blob.source] if isinstance(blob.source, bytes) else read_chunks(blob.source)
+            write_verified(chunks, self.blob_path(blob.digest), blob.digest, f"blob {blob.digest}")
+        if not self.has_blob(bundle.ref.digest):
+            write_verified(
+                [bundle.manifest], self.blob_path(bundle.ref.digest), bundle.ref.digest, "manifest"
+            )
+        self._add_to_index(bundle.ref, len(bundle.manifest), tag)
+        return bundle.ref
+
+    def read_manifest(self, ref: BundleRef) -> bytes:
+        if not any(entry_ref == ref for entry_ref, _ in self._entries()):
+            raise ModelOpsError(
+                ErrorClass.NOT_FOUND, f"bundle {ref} is not in the bundle store at {self.root}"
+            )
+        return verify_bytes(
+            self.blob_path(ref.digest).read_bytes(), ref.digest, f"manifest of {ref}"
+        )
+
+    def download_blob(self, ref: BundleRef, digest: str, dest: Path) -> None:
+        source = self.blob_path(digest)
+        if not source.is_file():
+            raise ModelOpsError(
+                ErrorClass.BAD_BUNDLE, f"blob {digest} of {ref} is missing from {self.root}"
+            )
+        write_verified(read_chunks(source), dest, digest, f"blob {digest} of {ref}")
+
+    def refs(self) -> list[tuple[BundleRef, str | None]]:
+        return self._entries()
+
+    def _entries(self) -> list[tuple[BundleRef, str | None]]:
+        index = self._read_index()
+        out = []
+        for entry in index["manifests"]:
+            annotations = entry.get("annotations", {})
+            if REPOSITORY_ANNOTATION in annotations:
+                ref = BundleRef(annotations[REPOSITORY_ANNOTATION], entry["digest"])
+                out.append((ref, annotations.get(REF_NAME_ANNOTATION)))
+        return out
+
+    def _read_index(self) -> dict:
+        path = self.root / "index.json"
+        if not path.is_file():
+            return {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}
+        return json.loads(path.read_text())
+
+    def _init_layout(self) -> None:
+        layout = self.root / "oci-layout"
+        if not layout.is_file():
+            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            _atomic_write(layout, b'{"imageLayoutVersion":"1.0.0"}')
+
+    def _add_to_index(self, ref: BundleRef, size: int, tag: str | None) -> None:
+        annotations = {REPOSITORY_ANNOTATION: ref.repository}
+        if tag:
+            annotations[REF_NAME_ANNOTATION] = tag
+        entry = {
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "artifactType": ARTIFACT_TYPE,
+            "digest": ref.digest,
+            "size": size,
+            "annotations": annotations,
+        }
+        with FileLock(self.root / ".index.lock"):
+            index = self._read_index()
+            manifests = index["manifests"]
+            if tag:  # a tag names one manifest per repository: move it
+                manifests = [
+                    m
+                    for m in manifests
+                    if m.get("annotations", {}).get(REPOSITORY_ANNOTATION) != ref.repository
+                    or m.get("annotations", {}).get(REF_NAME_ANNOTATION) != tag
+                ]
+            if entry not in manifests:
+                manifests.append(entry)
+            index["manifests"] = manifests
+            _atomic_write(self.root / "index.json", json.dumps(index, indent=2).encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, path)

@@ -1,0 +1,23 @@
+"""The shapes every other part agrees on: references, tasks, returns, errors, ids, seeds."""
+
+from modelops.contracts.artifacts import Artifact, ArtifactKind
+from modelops.contracts.errors import ErrorClass, ErrorInfo, ModelOpsError
+from modelops.contracts.ids import canonical_json, param_id
+from modelops.contracts.refs import BundleRef
+from modelops.contracts.seeds import derive_seeds
+from modelops.contracts.tasks import PROTOCOL_VERSION, SimReturn, SimTask
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Artifact",
+    "ArtifactKind",
+    "BundleRef",
+    "ErrorClass",
+    "ErrorInfo",
+    "ModelOpsError",
+    "SimReturn",
+    "SimTask",
+    "canonical_json",
+    "derive_seeds",
+    "param_id",
+]

@@ -1,0 +1,83 @@
+"""Model outputs as named bytes; Arrow IPC and Parquet bytes are recognised as tables."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_ARROW_FILE_MAGIC = b"ARROW1"
+_ARROW_STREAM_CONTINUATION = b"\xff\xff\xff\xff"
+_PARQUET_MAGIC = b"PAR1"
+
+
+class ArtifactKind(StrEnum):
+    TABLE = "table"
+    BYTES = "bytes"
+
+
+class TableFormat(StrEnum):
+    ARROW_STREAM = "arrow_stream"
+    ARROW_FILE = "arrow_file"
+    PARQUET = "parquet"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One output of one simulation; `rows` is set for tables, None for opaque bytes."""
+
+    data: bytes
+    kind: ArtifactKind
+    rows: int | None = None
+    table_format: TableFormat | None = None
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Artifact:
+        recognised = _recognise_table(data)
+        if recognised is None:
+            return cls(data, ArtifactKind.BYTES)
+        table_format, rows = recognised
+        return cls(data, ArtifactKind.TABLE, rows, table_format)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def table(self) -> pa.Table:
+        if self.table_format is None:
+            raise TypeError("this artifact is opaque bytes, not a table")
+        return _read_table(self.data, self.table_format)
+
+
+def _read_table(data: bytes, table_format: TableFormat) -> pa.Table:
+    if table_format is TableFormat.ARROW_FILE:
+        return pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    if table_format is TableFormat.ARROW_STREAM:
+        return pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+    return pq.read_table(io.BytesIO(data))
+
+
+def _guess_format(data: bytes) -> TableFormat | None:
+    if data.startswith(_ARROW_FILE_MAGIC):
+        return TableFormat.ARROW_FILE
+    if data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC):
+        return TableFormat.PARQUET
+    if data.startswith(_ARROW_STREAM_CONTINUATION):
+        return TableFormat.ARROW_STREAM
+    return None
+
+
+def _recognise_table(data: bytes) -> tuple[TableFormat, int] | None:
+    """Magic bytes pick a candidate format; only bytes that parse fully count as a table."""
+    table_format = _guess_format(data)
+    if table_format is None:
+        return None
+    try:
+        if table_format is TableFormat.PARQUET:
+            return table_format, pq.read_metadata(io.BytesIO(data)).num_rows
+        return table_format, _read_table(data, table_format).num_rows
+    except (pa.ArrowException, OSError, ValueError):
+        return None

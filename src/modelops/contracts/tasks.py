@@ -1,0 +1,81 @@
+"""One simulation to run (SimTask) and what comes back from it (SimReturn)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.contracts.artifacts import Artifact
+from modelops.contracts.errors import ErrorClass, ErrorInfo, ModelOpsError
+from modelops.contracts.ids import canonical_json, plain_value, sha256_hex
+from modelops.contracts.refs import BundleRef
+
+PROTOCOL_VERSION = 1
+"""Version of SimTask/SimReturn and of the parent-child wire messages; bumped on any change."""
+
+_MAX_SEED = 2**64
+
+
+@dataclass(frozen=True)
+class SimTask:
+    """Everything that decides a simulation's result, and nothing else."""
+
+    bundle: BundleRef
+    entrypoint: str
+    params: dict[str, Any]
+    seed: int
+    config: dict[str, Any] = field(default_factory=dict)
+    outputs: tuple[str, ...] | None = None
+    protocol: int = PROTOCOL_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ModelOpsError(ErrorClass.BAD_INPUT, f"seed must be an integer, got {self.seed!r}")
+        if not 0 <= self.seed < _MAX_SEED:
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT, f"seed must be in [0, 2**64), got {self.seed}"
+            )
+        if not isinstance(self.entrypoint, str):
+            raise ModelOpsError(ErrorClass.BAD_INPUT, "entrypoint must be a string")
+        object.__setattr__(self, "params", plain_value(self.params, "params"))
+        object.__setattr__(self, "config", plain_value(self.config, "config"))
+        if self.outputs is not None:
+            object.__setattr__(self, "outputs", tuple(sorted(set(self.outputs))))
+
+    def provenance(self) -> dict[str, Any]:
+        """The fields of the provenance key (DESIGN.md): same provenance, same result."""
+        return {
+            "bundle": self.bundle.digest,
+            "entrypoint": self.entrypoint,
+            "params": self.params,
+            "config": self.config,
+            "seed": self.seed,
+            "outputs": list(self.outputs) if self.outputs is not None else None,
+        }
+
+    @property
+    def task_id(self) -> str:
+        """128-bit id of the provenance key; the repository name is not part of it."""
+        return sha256_hex(canonical_json(self.provenance()))[:32]
+
+
+@dataclass(frozen=True)
+class SimReturn:
+    """The outcome of one SimTask: named outputs, or an error with its remote traceback."""
+
+    task_id: str
+    outputs: dict[str, Artifact] = field(default_factory=dict)
+    error: ErrorInfo | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    logs: str = ""
+    cached: bool = False
+    worker: str = ""
+    protocol: int = PROTOCOL_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failure(cls, task_id: str, error: ErrorInfo, **kwargs: Any) -> SimReturn:
+        return cls(task_id=task_id, error=error, **kwargs)

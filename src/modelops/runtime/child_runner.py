@@ -1,0 +1,225 @@
+"""The child runner: runs inside a bundle's venv and serves wire() calls over two pipes.
+
+It imports only the standard library until it imports the bundle, because the bundle's
+environment has no modelops in it. The parent imports this module too, for the framing
+functions, so both sides share one definition of a frame:
+
+    u32 header length | u32 blob count | header (UTF-8 JSON) | (u64 blob length | blob)*
+
+Payload bytes travel raw, never base64'd or JSON-escaped. The protocol has its own pipes:
+the model's stdout and stderr go to log files, so a model that prints cannot corrupt a
+message and a full pipe cannot hang anyone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import struct
+import sys
+import time
+import traceback
+from typing import Any, BinaryIO
+
+PROTOCOL_VERSION = 1  # must equal modelops.contracts.PROTOCOL_VERSION (checked by a test)
+
+_FRAME = struct.Struct(">II")
+_BLOB = struct.Struct(">Q")
+
+
+def write_message(stream: BinaryIO, header: dict[str, Any], blobs: list[bytes] = ()) -> None:
+    head = json.dumps(header, allow_nan=False).encode()
+    stream.write(_FRAME.pack(len(head), len(blobs)) + head)
+    for blob in blobs:
+        stream.write(_BLOB.pack(len(blob)))
+        stream.write(blob)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[bytes]] | None:
+    """The next message, or None at a clean end of stream."""
+    prefix = _read_exact(stream, _FRAME.size, allow_eof=True)
+    if prefix is None:
+        return None
+    head_length, blob_count = _FRAME.unpack(prefix)
+    header = json.loads(_read_exact(stream, head_length))
+    blobs = []
+    for _ in range(blob_count):
+        (length,) = _BLOB.unpack(_read_exact(stream, _BLOB.size))
+        blobs.append(_read_exact(stream, length))
+    return header, blobs
+
+
+def _read_exact(stream: BinaryIO, size: int, allow_eof: bool = False) -> bytes | None:
+    data = stream.read(size)
+    if allow_eof and not data:
+        return None
+    if data is None or len(data) != size:
+        raise EOFError(f"stream ended inside a message ({len(data or b'')} of {size} bytes)")
+    return data
+
+
+def _error(error_class: str, exc: BaseException, message: str | None = None) -> dict[str, str]:
+    return {
+        "class": error_class,
+        "type": type(exc).__name__,
+        "message": message or f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def _load_wire(spec: str, bundle: str) -> Any:
+    module_name, _, function_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        if exc.name and exc.name.split(".")[0] == top:
+            raise _Fatal(
+                "bad_bundle", exc, f"wire module {module_name!r} is not in the bundle at {bundle}"
+            ) from exc
+        raise _Fatal(
+            "missing_dependency",
+            exc,
+            f"missing dependency: no module named {exc.name!r} (imported by wire module "
+            f"{module_name!r}); add the package that provides it to the bundle's dependencies",
+        ) from exc
+    except BaseException as exc:
+        raise _Fatal(
+            "bad_bundle",
+            exc,
+            f"importing wire module {module_name!r} failed: {type(exc).__name__}: {exc}",
+        ) from exc
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise _Fatal(
+            "bad_bundle",
+            AttributeError(function_name),
+            f"wire module {module_name!r} has no function {function_name!r}",
+        )
+    return function
+
+
+class _Fatal(Exception):
+    def __init__(self, error_class: str, cause: BaseException, message: str) -> None:
+        super().__init__(message)
+        self.error = _error(error_class, cause, message)
+
+
+def _accepts(function: Any, name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _check_outputs(outputs: Any) -> list[tuple[str, bytes]]:
+    if not isinstance(outputs, dict):
+        raise _Fatal(
+            "bad_output",
+            TypeError(type(outputs).__name__),
+            f"wire returned {type(outputs).__name__}; it must return dict[str, bytes]",
+        )
+    checked = []
+    for name, value in outputs.items():
+        if not isinstance(name, str):
+            raise _Fatal(
+                "bad_output", TypeError(repr(name)), f"wire output name {name!r} is not a string"
+            )
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise _Fatal(
+                "bad_output",
+                TypeError(type(value).__name__),
+                f"wire output {name!r} is {type(value).__name__}; outputs must be bytes "
+                "(Arrow IPC or Parquet for tables, encoded text for anything else)",
+            )
+        checked.append((name, bytes(value)))
+    return checked
+
+
+def _redirect_output(log_dir: str) -> None:
+    """Point fd 1 and 2 at fresh per-task log files, so C extensions' output is caught too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, name in ((1, "task.stdout"), (2, "task.stderr")):
+        target = os.open(os.path.join(log_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def _run(wire: Any, request: dict[str, Any], log_dir: str) -> tuple[dict[str, Any], list[bytes]]:
+    task_id = request["task_id"]
+    kwargs: dict[str, Any] = {}
+    config = request.get("config") or {}
+    if config:
+        if not _accepts(wire, "config"):
+            raise _Fatal(
+                "bad_input",
+                TypeError("config"),
+                f"the task sets config {sorted(config)} but this bundle's wire() takes no "
+                "'config' argument; add one, or leave config empty",
+            )
+        kwargs["config"] = config
+    if request.get("outputs") is not None and _accepts(wire, "outputs"):
+        kwargs["outputs"] = list(request["outputs"])
+    _redirect_output(log_dir)
+    started = time.perf_counter()
+    try:
+        outputs = wire(request["entrypoint"], request["params"], request["seed"], **kwargs)
+    except BaseException as exc:
+        raise _Fatal("model", exc, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    elapsed = time.perf_counter() - started
+    checked = _check_outputs(outputs)
+    header = {
+        "type": "result",
+        "task_id": task_id,
+        "names": [name for name, _ in checked],
+        "wire_s": elapsed,
+    }
+    return header, [data for _, data in checked]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--wire", required=True)
+    parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--responses", type=int, required=True)
+    parser.add_argument("--logs", required=True)
+    args = parser.parse_args(argv)
+
+    requests = os.fdopen(args.requests, "rb")
+    responses = os.fdopen(args.responses, "wb")
+    os.chdir(args.bundle)
+    sys.path.insert(0, args.bundle)
+    try:
+        wire = _load_wire(args.wire, args.bundle)
+    except _Fatal as fatal:
+        write_message(responses, {"type": "fatal", "error": fatal.error})
+        return 1
+    write_message(
+        responses,
+        {"type": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "python": sys.version},
+    )
+    while (message := read_message(requests)) is not None:
+        request, _ = message
+        if request["type"] == "shutdown":
+            break
+        try:
+            header, blobs = _run(wire, request, args.logs)
+        except _Fatal as failure:
+            header = {"type": "error", "task_id": request["task_id"], "error": failure.error}
+            blobs = []
+        write_message(responses, header, blobs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

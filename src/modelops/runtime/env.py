@@ -1,0 +1,106 @@
+"""Bundle environments: one uv venv per environment digest, built once per machine.
+
+A venv depends on the files that decide the environment (the bundle's lock digest), the
+Python that runs it and the platform, never on the bundle's code, so code-only changes reuse
+it. uv never downloads a Python here: workers are often offline, so the venv uses the
+worker's own interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+from uv import find_uv_bin
+
+from modelops.bundle.cache import FetchedBundle
+from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.contracts.ids import canonical_json, sha256_hex
+
+
+def env_digest(bundle: FetchedBundle) -> str:
+    return "sha256:" + sha256_hex(
+        canonical_json(
+            {
+                "lock": bundle.config.environment.lock_digest,
+                "kind": bundle.config.environment.kind,
+                "python": f"{sys.implementation.name}-{platform.python_version()}",
+                "platform": sysconfig.get_platform(),
+            }
+        )
+    )
+
+
+def ensure_env(bundle: FetchedBundle, cache: Path) -> Path:
+    """The python executable of the bundle's environment, building it if needed."""
+    home = cache / "envs"
+    final = home / env_digest(bundle).removeprefix("sha256:")
+    if not final.is_dir():
+        home.mkdir(parents=True, exist_ok=True)
+        with FileLock(home / f"{final.name}.lock"):
+            if not final.is_dir():
+                _build_into(bundle, home, final)
+    return final / "bin" / "python"
+
+
+def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
+    work = Path(tempfile.mkdtemp(dir=home, prefix=f".partial-{final.name[:12]}-"))
+    venv = work / "venv"
+    try:
+        _uv(["venv", "--relocatable", "--python", sys.executable, str(venv)], bundle)
+        environment = bundle.config.environment
+        python = str(venv / "bin" / "python")
+        if environment.kind == "uv.lock":
+            _uv(
+                [
+                    "sync",
+                    "--frozen",
+                    "--no-install-project",
+                    "--no-dev",
+                    "--python",
+                    python,
+                    "--project",
+                    str(bundle.root),
+                ],
+                bundle,
+                UV_PROJECT_ENVIRONMENT=str(venv),
+            )
+        elif environment.kind in ("requirements.txt", "pyproject.toml"):
+            source = bundle.root / environment.kind
+            _uv(["pip", "install", "--python", python, "-r", str(source)], bundle)
+        os.rename(venv, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _uv(args: list[str], bundle: FetchedBundle, **extra_env: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1", **extra_env)
+    done = subprocess.run(
+        [find_uv_bin(), *args], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ModelOpsError(
+            ErrorClass.ENV_BUILD,
+            f"could not build the environment of {bundle.ref}: {_summary(done.stderr)}",
+            type="UvError",
+            traceback=f"$ uv {' '.join(args)}\n{done.stderr}",
+        )
+
+
+def _summary(stderr: str) -> str:
+    """uv's error as one line: its 'error:' and 'cause:' lines, without decoration."""
+    lines = [line.strip(" ×╰─▶│") for line in stderr.splitlines()]
+    useful = [
+        line.removeprefix("error: ").removeprefix("cause: ")
+        for line in lines
+        if line and not line.startswith(("Using ", "Resolved ", "hint:"))
+    ]
+    return " ".join(useful)[:500] or "uv failed without a message"

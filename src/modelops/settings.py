@@ -1,0 +1,30 @@
+"""Where ModelOps keeps things on this machine, read from `MODELOPS_*` environment variables.
+
+Read where it is used: on a worker the worker's own environment decides, not the client's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = os.environ.get("MODELOPS_HOME") or Path.home() / ".modelops"
+        return cls(home=Path(home).expanduser().resolve())
+
+    @property
+    def bundle_store(self) -> Path:
+        """The embedded bundle store: an OCI image-layout folder."""
+        return self.home / "bundles"
+
+    @property
+    def cache(self) -> Path:
+        """Worker-side cache of extracted bundles and environments."""
+        return self.home / "cache"
