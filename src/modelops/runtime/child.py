@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -177,10 +178,8 @@ class WarmChild:
             except (OSError, ValueError, subprocess.TimeoutExpired):
                 _kill_group(self.process)
         for stream in (self._requests, self._responses):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -97,7 +97,7 @@ def _uv(args: list[str], bundle: FetchedBundle, **extra_env: str) -> None:
 
 def _summary(stderr: str) -> str:
     """uv's error as one line: its 'error:' and 'cause:' lines, without decoration."""
-    lines = [line.strip(" ×╰─▶│") for line in stderr.splitlines()]
+    lines = [line.strip(" \u00d7\u2570\u2500\u25b6\u2502") for line in stderr.splitlines()]
     useful = [
         line.removeprefix("error: ").removeprefix("cause: ")
         for line in lines
