@@ -1,0 +1,1 @@
+"""`mops`: a thin command line over modelops.api."""

@@ -1,0 +1,131 @@
+"""The `mops` command: parses arguments, calls modelops.api, renders what comes back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from modelops import api
+from modelops.cli.render import error_view, print_sim, sim_json
+from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+bundle_app = typer.Typer(no_args_is_help=True, help="Build and store bundles.")
+dev_app = typer.Typer(no_args_is_help=True, help="Check an installation.")
+app.add_typer(bundle_app, name="bundle")
+app.add_typer(dev_app, name="dev")
+
+console = Console()
+stderr = Console(stderr=True)
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`name=value`; the value is read as JSON when it parses (numbers, true, lists), else text."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise typer.BadParameter(f"{text!r} is not name=value")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.strip(), value
+
+
+def fail(error: ErrorInfo) -> typer.Exit:
+    stderr.print(error_view(error))
+    return typer.Exit(1)
+
+
+@app.command()
+def sim(
+    path_or_ref: Annotated[str, typer.Argument(help="A project folder or repository@sha256:…")],
+    entrypoint: Annotated[str, typer.Option("--entrypoint", "-e", help="Passed to wire().")] = "",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The simulation's seed.")] = 0,
+    output: Annotated[
+        list[str] | None, typer.Option("--output", "-o", help="Keep only these outputs.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(envvar="MODELOPS_SCHEDULER", help="tcp://host:8786")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Run one simulation of a bundle through the full worker path."""
+    bundle: BundleRef | None = None
+    result: SimReturn | None = None
+    error: ErrorInfo | None = None
+    try:
+        params = dict(parse_param(p) for p in param or [])
+        bundle = api.resolve(path_or_ref)
+        result = api.simulate(bundle, entrypoint, params, seed, outputs=output, scheduler=scheduler)
+    except ModelOpsError as exc:
+        error = exc.info
+    except typer.BadParameter as exc:
+        error = ErrorInfo(ErrorClass.BAD_INPUT, "BadParameter", str(exc))
+    if as_json:
+        document = sim_json(bundle, result, error)
+        print(json.dumps(document))
+        raise typer.Exit(0 if document["status"] == "ok" else 1)
+    if error is not None:
+        raise fail(error)
+    assert bundle is not None and result is not None
+    print_sim(console, bundle, result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@bundle_app.command("build")
+def bundle_build(
+    path: Annotated[Path, typer.Argument(help="The project folder.")] = Path("."),
+    repository: Annotated[str | None, typer.Option(help="Defaults to the project name.")] = None,
+    tag: Annotated[str | None, typer.Option(help="A name for people; refs use the digest.")] = None,
+) -> None:
+    """Build a bundle, store it in the embedded bundle store, print its reference."""
+    try:
+        ref = api.build(path, repository, tag)
+    except ModelOpsError as exc:
+        raise fail(exc.info) from None
+    print(ref)
+
+
+@dev_app.command("smoke-test")
+def smoke_test(
+    simulations: Annotated[int, typer.Option(min=2, help="How many simulations.")] = 24,
+    workers: Annotated[int, typer.Option(min=1, help="Embedded cluster workers.")] = 2,
+    scheduler: Annotated[
+        str | None, typer.Option(envvar="MODELOPS_SCHEDULER", help="Use this cluster instead.")
+    ] = None,
+) -> None:
+    """Run the smoke bundle through the whole path and check every result."""
+    from modelops.devtools.smoke import SmokeTestFailed, run_smoke_test
+
+    with console.status("building the smoke bundle and starting the cluster...") as status:
+
+        def progress(_: object) -> None:
+            status.update(f"simulations done: {report_count.__next__()}")
+
+        report_count = iter(range(1, simulations + 1))
+        try:
+            report = run_smoke_test(simulations, workers, scheduler, on_result=progress)
+        except SmokeTestFailed as exc:
+            status.stop()
+            stderr.print(f"[bold red]{exc}[/]", highlight=False)
+            if exc.remote_traceback:
+                stderr.print(exc.remote_traceback, highlight=False, markup=False)
+            raise typer.Exit(1) from None
+    sample = report.sample
+    assert sample is not None
+    console.print(
+        f"[bold green]smoke test passed[/]: {report.simulations} simulations ran on "
+        f"{len(report.workers)} workers, every result valid"
+    )
+    console.print(f"bundle                 {report.bundle}", highlight=False, soft_wrap=True)
+    console.print(f"time to first result   {report.time_to_first_result_s:.2f} s")
+    console.print(f"total time             {report.total_s:.2f} s")
+    console.print("sample output:")
+    print_sim(console, report.bundle, sample)

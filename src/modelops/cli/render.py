@@ -1,0 +1,73 @@
+"""How results look in a terminal and in `--json`: the one place output formats are decided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from modelops.contracts import Artifact, ArtifactKind, BundleRef, ErrorInfo, SimReturn
+
+PREVIEW_ROWS = 5
+
+
+def sim_json(bundle: BundleRef | None, result: SimReturn | None, error: ErrorInfo | None) -> dict:
+    """The `mops sim --json` object; its shape is a promise to scripts (docs/wire-protocol.md)."""
+    error = error or (result.error if result else None)
+    outputs = result.outputs if result else {}
+    return {
+        "status": "ok" if error is None else "error",
+        "bundle": str(bundle) if bundle else None,
+        "outputs": {
+            name: {"kind": art.kind.value, "rows": art.rows, "bytes": art.size}
+            for name, art in sorted(outputs.items())
+        },
+        "error": error.to_dict() if error else None,
+        "timings": result.timings if result else {},
+    }
+
+
+def artifact_view(name: str, artifact: Artifact) -> Any:
+    if artifact.kind is ArtifactKind.TABLE:
+        table = artifact.table()
+        view = Table(
+            title=f"{name}: {table.num_rows} rows x {table.num_columns} columns",
+            title_justify="left",
+        )
+        for column in table.column_names:
+            view.add_column(column, justify="right")
+        for row in table.slice(0, PREVIEW_ROWS).to_pylist():
+            view.add_row(*(str(v) for v in row.values()))
+        if table.num_rows > PREVIEW_ROWS:
+            view.add_row(*("..." for _ in table.column_names))
+        return view
+    text = Text(f"{name}: {artifact.size} bytes")
+    try:
+        preview = artifact.data[:200].decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+    if preview.isprintable():
+        text.append(f"\n  {preview}" + ("..." if artifact.size > 200 else ""), style="dim")
+    return text
+
+
+def error_view(error: ErrorInfo) -> Any:
+    parts: list[Any] = [Text(error.one_line(), style="bold red")]
+    if error.traceback:
+        parts.append(Panel(error.traceback.rstrip(), title="remote traceback", border_style="red"))
+    return Group(*parts)
+
+
+def print_sim(console: Console, bundle: BundleRef, result: SimReturn) -> None:
+    console.print(f"bundle  {bundle}", highlight=False, soft_wrap=True)
+    if result.error is not None:
+        console.print(error_view(result.error))
+    for name, artifact in sorted(result.outputs.items()):
+        console.print(artifact_view(name, artifact))
+    timings = ", ".join(f"{k} {v:.3f}" for k, v in result.timings.items())
+    console.print(f"timings (s): {timings}", style="dim", highlight=False)
+    if result.logs:
+        console.print(Panel(result.logs.rstrip(), title="model logs (tail)", border_style="dim"))

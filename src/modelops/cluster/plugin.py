@@ -1,0 +1,40 @@
+"""The Dask worker plugin: gives each worker a TaskRunner configured from the worker's own
+environment (`MODELOPS_*` read on the worker), and stops its child processes on teardown."""
+
+from __future__ import annotations
+
+from distributed import Worker, WorkerPlugin, get_worker
+
+from modelops.bundle import LayoutStore
+from modelops.contracts import SimReturn, SimTask
+from modelops.runtime import TaskRunner
+from modelops.settings import Settings
+
+PLUGIN_NAME = "modelops"
+
+
+class ModelOpsWorkerPlugin(WorkerPlugin):
+    name = PLUGIN_NAME
+
+    def __init__(self) -> None:
+        self.runner: TaskRunner | None = None
+
+    def setup(self, worker: Worker) -> None:
+        settings = Settings.from_env()
+        self.runner = TaskRunner(
+            source=LayoutStore(settings.bundle_store),
+            cache=settings.cache,
+            max_idle_children=worker.state.nthreads + 1,
+        )
+
+    def teardown(self, worker: Worker) -> None:
+        if self.runner is not None:
+            self.runner.close()
+
+
+def run_sim(task: SimTask) -> SimReturn:
+    """The Dask task: runs on a worker thread; never raises for a simulation's own failure."""
+    worker = get_worker()
+    plugin = worker.plugins[PLUGIN_NAME]
+    assert isinstance(plugin, ModelOpsWorkerPlugin) and plugin.runner is not None
+    return plugin.runner.run(task, worker=worker.address)

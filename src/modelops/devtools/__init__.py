@@ -1,0 +1,1 @@
+"""Tools for checking an installation: the smoke bundle and `mops dev smoke-test`."""
