@@ -19,7 +19,8 @@ def build(project: Path, repository: str | None = None, tag: str | None = None) 
 
 
 def resolve(path_or_ref: str) -> BundleRef:
-    """A project folder is built and stored; anything else must be a bundle reference."""
+    """A project folder is built and stored; anything else must be a reference to a bundle
+    in the store, checked here so a typo fails before any cluster starts."""
     if Path(path_or_ref).is_dir():
         return build(Path(path_or_ref))
     if "@" not in path_or_ref:
@@ -28,7 +29,9 @@ def resolve(path_or_ref: str) -> BundleRef:
             f"{path_or_ref!r} is neither a project folder nor a bundle reference "
             "(repository@sha256:<64 hex>)",
         )
-    return BundleRef.parse(path_or_ref)
+    ref = BundleRef.parse(path_or_ref)
+    LayoutStore(Settings.from_env().bundle_store).read_manifest(ref)
+    return ref
 
 
 def simulate(

@@ -36,7 +36,7 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def fail(error: ErrorInfo) -> typer.Exit:
-    stderr.print(error_view(error))
+    stderr.print(error_view(error), soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -76,7 +76,8 @@ def sim(
         raise fail(error)
     assert bundle is not None and result is not None
     print_sim(console, bundle, result)
-    raise typer.Exit(0 if result.ok else 1)
+    if result.error is not None:
+        raise fail(result.error)
 
 
 @bundle_app.command("build")

@@ -62,9 +62,8 @@ def error_view(error: ErrorInfo) -> Any:
 
 
 def print_sim(console: Console, bundle: BundleRef, result: SimReturn) -> None:
+    """Outputs, timings and model logs; the caller shows any error where errors go."""
     console.print(f"bundle  {bundle}", highlight=False, soft_wrap=True)
-    if result.error is not None:
-        console.print(error_view(result.error))
     for name, artifact in sorted(result.outputs.items()):
         console.print(artifact_view(name, artifact))
     timings = ", ".join(f"{k} {v:.3f}" for k, v in result.timings.items())

@@ -1,0 +1,3 @@
+from modelops.cli.main import app
+
+app(prog_name="mops")

@@ -1,0 +1,125 @@
+"""`mops` as a user runs it: a real process, real cluster, output parsed and checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import SMOKE_BUNDLE, write_project
+
+MOPS = [sys.executable, "-m", "modelops.cli"]
+
+
+def mops(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MOPS, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+    )
+
+
+def sim_json(*args: str) -> tuple[int, dict]:
+    done = mops("sim", *args, "--json")
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout + done.stderr
+    return done.returncode, json.loads(lines[0])
+
+
+def test_sim_json_runs_one_simulation_of_a_folder() -> None:
+    code, doc = sim_json(
+        str(SMOKE_BUNDLE), "-e", "sir", "-p", "beta=0.35", "-p", "days=40", "--seed", "11"
+    )
+    assert code == 0, doc
+    assert doc["status"] == "ok" and doc["error"] is None
+    assert doc["bundle"].startswith("smoke-bundle@sha256:")
+    assert doc["outputs"]["result"]["kind"] == "table"
+    assert doc["outputs"]["result"]["rows"] == 40
+    assert doc["outputs"]["metadata"] == {
+        "kind": "bytes",
+        "rows": None,
+        "bytes": doc["outputs"]["metadata"]["bytes"],
+    }
+    assert doc["outputs"]["metadata"]["bytes"] > 0
+    assert doc["timings"]["total_s"] > 0
+
+
+def test_sim_by_reference_prints_a_table_preview() -> None:
+    built = mops("bundle", "build", str(SMOKE_BUNDLE))
+    assert built.returncode == 0, built.stderr
+    ref = built.stdout.strip()
+    done = mops("sim", ref, "-e", "sir", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    assert ref in done.stdout.replace("\n", "")
+    assert "result: 60 rows x 5 columns" in done.stdout
+    assert "susceptible" in done.stdout
+    assert "metadata:" in done.stdout
+
+
+def test_model_error_gives_class_and_remote_traceback(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "raising",
+        {"wire.py": "def wire(e, p, s):\n    raise RuntimeError('beta too high')\n"},
+    )
+    code, doc = sim_json(str(project))
+    assert code == 1
+    assert doc["status"] == "error"
+    assert doc["error"]["class"] == "model"
+    assert doc["error"]["type"] == "RuntimeError"
+    assert doc["error"]["message"] == "RuntimeError: beta too high"
+    assert "raise RuntimeError('beta too high')" in doc["error"]["traceback"]
+
+    text = mops("sim", str(project))
+    assert text.returncode == 1
+    assert "model: RuntimeError: beta too high" in text.stderr + text.stdout
+    assert "remote traceback" in text.stderr + text.stdout
+
+
+@pytest.mark.parametrize(
+    ("argument", "error_class", "fragment"),
+    [
+        ("smoke@sha256:1234", "bad_reference", "64 lowercase hex characters"),
+        ("no-such-folder", "bad_reference", "neither a project folder nor a bundle reference"),
+        ("smoke@sha256:" + "0" * 64, "not_found", "is not in the bundle store"),
+    ],
+)
+def test_bad_references_give_one_line_errors(
+    argument: str, error_class: str, fragment: str
+) -> None:
+    code, doc = sim_json(argument)
+    assert code == 1
+    assert doc["status"] == "error"
+    assert doc["error"]["class"] == error_class
+    assert fragment in doc["error"]["message"]
+    assert "\n" not in doc["error"]["message"]
+
+    text = mops("sim", argument)
+    assert text.returncode == 1
+    assert len(text.stderr.strip().splitlines()) == 1
+    assert fragment in text.stderr
+
+
+def test_folder_without_wire_is_refused_with_the_fix(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "nowire", {"model.py": "x = 1\n"})
+    code, doc = sim_json(str(project))
+    assert code == 1
+    assert doc["error"]["class"] == "bad_bundle"
+    assert "no wire function" in doc["error"]["message"]
+    assert "wire.py" in doc["error"]["message"]
+
+
+def test_bad_param_syntax_is_a_clear_error() -> None:
+    code, doc = sim_json(str(SMOKE_BUNDLE), "-p", "beta")
+    assert code == 1
+    assert doc["error"]["class"] == "bad_input"
+    assert "'beta' is not name=value" in doc["error"]["message"]
+
+
+def test_smoke_test_command_passes_and_reports() -> None:
+    done = mops("dev", "smoke-test")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "smoke test passed: 24 simulations ran on 2 workers" in done.stdout
+    assert "time to first result" in done.stdout
+    assert "total time" in done.stdout
+    assert "result: 60 rows x 5 columns" in done.stdout

@@ -1,0 +1,70 @@
+"""The worker path on a real LocalCluster: plugin, bounded submission, errors that cross."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from distributed import Client
+
+from modelops.cluster import run_tasks
+from modelops.contracts import BundleRef, ErrorClass, SimTask, derive_seeds
+
+SLOW_ECHO = """
+import json, os, time
+
+def wire(entrypoint, params, seed):
+    if entrypoint == "raise":
+        raise KeyError("incidence")
+    time.sleep(0.05)
+    return {"echo": json.dumps({"pid": os.getpid(), "i": params["i"], "seed": seed}).encode()}
+"""
+
+
+def test_every_task_runs_once_across_both_workers(client: Client, make_bundle) -> None:
+    ref = make_bundle({"wire.py": SLOW_ECHO}, name="slow-echo")
+    tasks = [SimTask(ref, "", {"i": i}, seed) for i, seed in enumerate(derive_seeds(1, 20))]
+
+    results = list(run_tasks(client, tasks))
+
+    assert sorted(r.task_id for r in results) == sorted(t.task_id for t in tasks)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    echoed = sorted(json.loads(r.outputs["echo"].data)["i"] for r in results)
+    assert echoed == list(range(20))
+    assert len({r.worker for r in results}) == 2
+    assert set(client.nthreads()) == {r.worker for r in results}
+
+
+def test_submission_keeps_a_bounded_window_in_flight(client: Client, make_bundle) -> None:
+    ref = make_bundle({"wire.py": SLOW_ECHO}, name="slow-echo")
+    window = 3
+    pulled = 0
+    yielded = 0
+    widest = 0
+
+    def tasks() -> Iterator[SimTask]:
+        nonlocal pulled, widest
+        for i in range(12):
+            pulled += 1
+            widest = max(widest, pulled - yielded)
+            yield SimTask(ref, "", {"i": i}, seed=i)
+
+    for result in run_tasks(client, tasks(), window=window):
+        assert result.ok
+        yielded += 1
+
+    assert yielded == 12
+    assert widest == window
+
+
+def test_model_error_reaches_the_client_with_its_remote_traceback(
+    client: Client, make_bundle
+) -> None:
+    ref: BundleRef = make_bundle({"wire.py": SLOW_ECHO}, name="slow-echo")
+    (result,) = run_tasks(client, [SimTask(ref, "raise", {"i": 0}, seed=1)])
+
+    assert result.error is not None
+    assert result.error.error_class is ErrorClass.MODEL
+    assert result.error.type == "KeyError"
+    assert 'raise KeyError("incidence")' in result.error.traceback
+    assert result.worker in client.nthreads()

@@ -1,0 +1,65 @@
+"""Shared test set-up: an isolated MODELOPS_HOME, bundle-making helpers, one embedded cluster."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from distributed import Client
+
+from modelops.bundle import LayoutStore, build_bundle
+from modelops.cluster import open_cluster
+from modelops.contracts import BundleRef
+from modelops.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SMOKE_BUNDLE = FIXTURES / "smoke_bundle"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def modelops_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test (and every worker process it starts) uses a fresh store and cache."""
+    home = tmp_path_factory.mktemp("modelops-home")
+    previous = os.environ.get("MODELOPS_HOME")
+    os.environ["MODELOPS_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("MODELOPS_HOME", None)
+    else:
+        os.environ["MODELOPS_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def store(modelops_home: Path) -> LayoutStore:
+    return LayoutStore(Settings.from_env().bundle_store)
+
+
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Path, store: LayoutStore):
+    """Write a project from {path: source}, build it and store it; returns its reference."""
+    counter = iter(range(1_000_000))
+
+    def make(files: dict[str, str], name: str = "project") -> BundleRef:
+        root = write_project(tmp_path / f"{name}-{next(counter)}", files)
+        return store.put(build_bundle(root, repository=name))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def client(modelops_home: Path) -> Iterator[Client]:
+    """One embedded LocalCluster (2 worker processes) shared by the tests that need Dask."""
+    with open_cluster(n_workers=2, threads_per_worker=1) as client:
+        yield client
