@@ -33,17 +33,14 @@ def sim_json(bundle: BundleRef | None, result: SimReturn | None, error: ErrorInf
 def artifact_view(name: str, artifact: Artifact) -> Any:
     if artifact.kind is ArtifactKind.TABLE:
         table = artifact.table()
-        view = Table(
-            title=f"{name}: {table.num_rows} rows x {table.num_columns} columns",
-            title_justify="left",
-        )
+        view = Table()
         for column in table.column_names:
             view.add_column(column, justify="right")
         for row in table.slice(0, PREVIEW_ROWS).to_pylist():
             view.add_row(*(str(v) for v in row.values()))
         if table.num_rows > PREVIEW_ROWS:
             view.add_row(*("..." for _ in table.column_names))
-        return view
+        return Group(Text(f"{name}: {table.num_rows} rows x {table.num_columns} columns"), view)
     text = Text(f"{name}: {artifact.size} bytes")
     try:
         preview = artifact.data[:200].decode("utf-8")
@@ -67,6 +64,6 @@ def print_sim(console: Console, bundle: BundleRef, result: SimReturn) -> None:
     for name, artifact in sorted(result.outputs.items()):
         console.print(artifact_view(name, artifact))
     timings = ", ".join(f"{k} {v:.3f}" for k, v in result.timings.items())
-    console.print(f"timings (s): {timings}", style="dim", highlight=False)
+    console.print(f"timings (s): {timings}", style="dim", highlight=False, soft_wrap=True)
     if result.logs:
         console.print(Panel(result.logs.rstrip(), title="model logs (tail)", border_style="dim"))
