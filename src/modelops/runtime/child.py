@@ -69,21 +69,14 @@ class WarmChild:
         child = cls(
             process, os.fdopen(request_write, "wb"), os.fdopen(response_read, "rb"), log_dir
         )
-        child._await_ready(bundle)
+        child._await_ready()
         return child
 
-    def _await_ready(self, bundle: FetchedBundle) -> None:
-        message = self._receive(STARTUP_TIMEOUT_S, "startup")
-        header, _ = message
+    def _await_ready(self) -> None:
+        header, _ = self._receive(STARTUP_TIMEOUT_S, "startup")
         if header["type"] == "fatal":
             self.close()
             raise ModelOpsError.from_info(ErrorInfo.from_dict(header["error"]))
-        if header.get("protocol") != child_runner.PROTOCOL_VERSION:
-            self.close()
-            raise ModelOpsError(
-                ErrorClass.INTERNAL,
-                f"child runner of {bundle.ref} speaks protocol {header.get('protocol')!r}",
-            )
 
     @property
     def alive(self) -> bool:
@@ -144,6 +137,9 @@ class WarmChild:
                 )
         try:
             message = read_message(self._responses)
+        except ValueError as exc:
+            self.close()
+            raise ModelOpsError(ErrorClass.INTERNAL, f"child runner: {exc}") from exc
         except (EOFError, OSError):
             message = None
         if message is None:

@@ -6,6 +6,8 @@ functions, so both sides share one definition of a frame:
 
     u32 header length | u32 blob count | header (UTF-8 JSON) | (u64 blob length | blob)*
 
+Every header carries the protocol version; a reader refuses a frame of another version.
+
 Payload bytes travel raw, never base64'd or JSON-escaped. The protocol has its own pipes:
 the model's stdout and stderr go to log files, so a model that prints cannot corrupt a
 message and a full pipe cannot hang anyone.
@@ -22,6 +24,7 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 PROTOCOL_VERSION = 1  # must equal modelops.contracts.PROTOCOL_VERSION (checked by a test)
@@ -30,8 +33,8 @@ _FRAME = struct.Struct(">II")
 _BLOB = struct.Struct(">Q")
 
 
-def write_message(stream: BinaryIO, header: dict[str, Any], blobs: list[bytes] = ()) -> None:
-    head = json.dumps(header, allow_nan=False).encode()
+def write_message(stream: BinaryIO, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
+    head = json.dumps({**header, "protocol": PROTOCOL_VERSION}, allow_nan=False).encode()
     stream.write(_FRAME.pack(len(head), len(blobs)) + head)
     for blob in blobs:
         stream.write(_BLOB.pack(len(blob)))
@@ -46,6 +49,10 @@ def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[bytes]] | None:
         return None
     head_length, blob_count = _FRAME.unpack(prefix)
     header = json.loads(_read_exact(stream, head_length))
+    if header.get("protocol") != PROTOCOL_VERSION:
+        raise ValueError(
+            f"peer speaks protocol {header.get('protocol')!r}, this side {PROTOCOL_VERSION}"
+        )
     blobs = []
     for _ in range(blob_count):
         (length,) = _BLOB.unpack(_read_exact(stream, _BLOB.size))
@@ -206,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     write_message(
         responses,
-        {"type": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "python": sys.version},
+        {"type": "ready", "pid": os.getpid(), "python": sys.version},
     )
     while (message := read_message(requests)) is not None:
         request, _ = message

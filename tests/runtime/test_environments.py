@@ -1,0 +1,89 @@
+"""Bundle environments from each kind of dependency description, built by real uv."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import write_project
+from uv import find_uv_bin
+
+from modelops.bundle import LayoutStore, build_bundle
+from modelops.contracts import SimTask
+from modelops.runtime import TaskRunner
+from modelops.settings import Settings
+
+SIX_WIRE = """
+import json, sys
+import six
+
+def wire(entrypoint, params, seed):
+    return {"env": json.dumps({"six": six.__version__, "file": six.__file__,
+                               "python": sys.executable}).encode()}
+"""
+
+PYPROJECT = """
+[project]
+name = "six-user"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["six"]
+"""
+
+
+@pytest.fixture
+def runner(store: LayoutStore) -> Iterator[TaskRunner]:
+    runner = TaskRunner(store, Settings.from_env().cache)
+    yield runner
+    runner.close()
+
+
+def run_env(runner: TaskRunner, store: LayoutStore, project: Path) -> dict:
+    built = build_bundle(project)
+    ref = store.put(built)
+    result = runner.run(SimTask(ref, "", {}, seed=1))
+    assert result.ok, result.error
+    env = json.loads(result.outputs["env"].data)
+    envs = Settings.from_env().cache / "envs"
+    assert Path(env["file"]).is_relative_to(envs)
+    assert Path(env["python"]).is_relative_to(envs)
+    return {"kind": built.config.environment.kind, **env}
+
+
+def test_uv_lock_is_installed_as_locked(
+    tmp_path: Path, runner: TaskRunner, store: LayoutStore
+) -> None:
+    project = write_project(tmp_path / "locked", {"wire.py": SIX_WIRE, "pyproject.toml": PYPROJECT})
+    subprocess.run(
+        [find_uv_bin(), "lock", "--project", str(project)], check=True, capture_output=True
+    )
+    lock = (project / "uv.lock").read_text()
+    locked_version = lock.split('name = "six"\nversion = "')[1].split('"')[0]
+
+    env = run_env(runner, store, project)
+
+    assert env["kind"] == "uv.lock"
+    assert env["six"] == locked_version
+    assert (project / "uv.lock").read_text() == lock  # never re-resolved or rewritten
+
+
+def test_pyproject_dependencies_without_a_lock(
+    tmp_path: Path, runner: TaskRunner, store: LayoutStore
+) -> None:
+    project = write_project(
+        tmp_path / "unlocked", {"wire.py": SIX_WIRE, "pyproject.toml": PYPROJECT}
+    )
+    env = run_env(runner, store, project)
+    assert env["kind"] == "pyproject.toml"
+    assert env["six"]
+
+
+def test_requirements_file(tmp_path: Path, runner: TaskRunner, store: LayoutStore) -> None:
+    project = write_project(
+        tmp_path / "required", {"wire.py": SIX_WIRE, "requirements.txt": "six\n"}
+    )
+    env = run_env(runner, store, project)
+    assert env["kind"] == "requirements.txt"
