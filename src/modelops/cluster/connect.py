@@ -32,6 +32,9 @@ def open_cluster(
                     threads_per_worker=threads_per_worker,
                     processes=True,
                     dashboard_address=None,
+                    # The scheduler's HTTP endpoints (health, metrics) on a free loopback
+                    # port, so two embedded clusters never fight over 8787.
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                     death_timeout=CONNECT_TIMEOUT_S,
                 )
