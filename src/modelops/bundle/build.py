@@ -74,10 +74,10 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
     if not root.is_dir():
         raise ModelOpsError(ErrorClass.BAD_BUNDLE, f"{project} is not a folder")
     pyproject = read_pyproject(root)
-    wire = find_wire(root, pyproject)
-    env_kind, env_files = environment_kind(root, pyproject)
     files = _collect_files(root)
     by_path = {f.path: f for f in files}
+    wire = find_wire(root, pyproject, set(by_path))
+    env_kind, env_files = environment_kind(root, pyproject)
     missing = [p for p in env_files if p not in by_path]
     if missing:
         raise ModelOpsError(
@@ -146,12 +146,23 @@ def _collect_files(root: Path) -> list[FileEntry]:
 
 def _file_entry(root: Path, rel: str) -> FileEntry:
     path = root / rel
+    if "\\" in rel:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE,
+            f"{path} has a backslash in its name, which workers refuse as unsafe; rename it "
+            "or list it in .modelopsignore",
+        )
     if path.is_symlink():
         target = path.resolve()
         if not target.is_relative_to(root):
             raise ModelOpsError(
                 ErrorClass.BAD_BUNDLE,
                 f"{path} links outside the project (to {target}); copy the file in instead",
+            )
+        if not target.exists():
+            raise ModelOpsError(
+                ErrorClass.BAD_BUNDLE,
+                f"{path} is a symlink to {target}, which does not exist; fix or remove the link",
             )
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):

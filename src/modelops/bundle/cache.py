@@ -13,6 +13,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -28,16 +29,17 @@ from modelops.bundle.config import (
     BundleConfig,
     FileEntry,
 )
-from modelops.bundle.digests import CHUNK
+from modelops.bundle.digests import CHUNK, verify_bytes, write_verified
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 
 
 class BundleSource(Protocol):
-    """Where bundles come from: the image-layout store here, a registry in issue 3."""
+    """Where bundles come from (the image-layout store, a registry). A source only delivers
+    bytes; the cache verifies every one of them against its digest, whatever the source."""
 
     def read_manifest(self, ref: BundleRef) -> bytes: ...
 
-    def download_blob(self, ref: BundleRef, digest: str, dest: Path) -> None: ...
+    def blob_chunks(self, ref: BundleRef, digest: str) -> Iterator[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,16 @@ def fetch_bundle(ref: BundleRef, source: BundleSource, cache: Path) -> FetchedBu
 def _fetch_into(ref: BundleRef, source: BundleSource, home: Path, final: Path) -> None:
     work = Path(tempfile.mkdtemp(dir=home, prefix=f".partial-{ref.hex[:12]}-"))
     try:
-        manifest = _parse_manifest(ref, source.read_manifest(ref))
-        config_digest = manifest["config"]["digest"]
-        source.download_blob(ref, config_digest, work / "config.json")
+        raw = verify_bytes(source.read_manifest(ref), ref.digest, f"manifest of {ref}")
+        manifest = _parse_manifest(ref, raw)
+        _download(source, ref, manifest["config"]["digest"], work / "config.json")
         config = BundleConfig.from_bytes((work / "config.json").read_bytes())
         expected = {entry.path: entry for entry in config.files}
         tree = work / "tree"
         tree.mkdir()
         for layer in manifest["layers"]:
             blob = work / "blobs" / layer["digest"].replace(":", "-")
-            source.download_blob(ref, layer["digest"], blob)
+            _download(source, ref, layer["digest"], blob)
             if layer["mediaType"] == TREE_LAYER_MEDIA_TYPE:
                 _extract_tree(ref, blob, tree, expected)
             elif layer["mediaType"] == FILE_LAYER_MEDIA_TYPE:
@@ -84,7 +86,7 @@ def _fetch_into(ref: BundleRef, source: BundleSource, home: Path, final: Path) -
                 target = tree / entry.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(blob, target)
-                target.chmod(entry.mode)
+                target.chmod(_normal_mode(entry.mode))
             else:
                 raise ModelOpsError(
                     ErrorClass.BAD_BUNDLE,
@@ -99,6 +101,15 @@ def _fetch_into(ref: BundleRef, source: BundleSource, home: Path, final: Path) -
         os.rename(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _download(source: BundleSource, ref: BundleRef, digest: str, dest: Path) -> None:
+    write_verified(source.blob_chunks(ref, digest), dest, digest, f"blob {digest} of {ref}")
+
+
+def _normal_mode(mode: int) -> int:
+    """Only the executable bit survives from a bundle: no setuid, no group/world write."""
+    return 0o755 if mode & 0o111 else 0o644
 
 
 def _parse_manifest(ref: BundleRef, data: bytes) -> dict:
@@ -155,4 +166,4 @@ def _extract_tree(ref: BundleRef, blob: Path, tree: Path, expected: dict[str, Fi
                 raise ModelOpsError(
                     ErrorClass.BAD_BUNDLE, f"bundle {ref}: {entry.path} does not match its digest"
                 )
-            target.chmod(entry.mode)
+            target.chmod(_normal_mode(entry.mode))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from modelops.contracts import ErrorClass, ModelOpsError
@@ -37,7 +37,7 @@ def write_verified(chunks: Iterable[bytes], dest: Path, digest: str, what: str) 
         raise
 
 
-def read_chunks(path: Path) -> Iterable[bytes]:
+def read_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             yield chunk

@@ -29,7 +29,9 @@ def read_pyproject(root: Path) -> dict[str, Any]:
         raise ModelOpsError(ErrorClass.BAD_BUNDLE, f"{path} is not valid TOML: {exc}") from exc
 
 
-def find_wire(root: Path, pyproject: dict[str, Any]) -> str:
+def find_wire(root: Path, pyproject: dict[str, Any], included: set[str]) -> str:
+    """`module:function` of the wire; `included` are the bundle's files, so a wire.py that
+    .modelopsignore leaves out does not count."""
     declared = pyproject.get("tool", {}).get("modelops", {}).get("wire")
     if declared is not None:
         return _checked_spec(declared, "[tool.modelops] wire in pyproject.toml")
@@ -46,7 +48,7 @@ def find_wire(root: Path, pyproject: dict[str, Any]) -> str:
     if "wire" in entry_points.get("modelops", {}):
         return _checked_spec(entry_points["modelops"]["wire"], "the modelops:wire entry point")
     wire_py = root / "wire.py"
-    if wire_py.is_file():
+    if "wire.py" in included:
         if not _defines(wire_py, "wire"):
             raise ModelOpsError(
                 ErrorClass.BAD_BUNDLE,

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock
 
 from modelops.bundle.build import BuiltBundle
 from modelops.bundle.config import ARTIFACT_TYPE, MANIFEST_MEDIA_TYPE
-from modelops.bundle.digests import read_chunks, verify_bytes, write_verified
+from modelops.bundle.digests import read_chunks, write_verified
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -53,21 +54,23 @@ class LayoutStore:
         return bundle.ref
 
     def read_manifest(self, ref: BundleRef) -> bytes:
+        """The manifest's bytes as stored; the reader verifies them against the digest."""
         if not any(entry_ref == ref for entry_ref, _ in self._entries()):
             raise ModelOpsError(
                 ErrorClass.NOT_FOUND, f"bundle {ref} is not in the bundle store at {self.root}"
             )
-        return verify_bytes(
-            self.blob_path(ref.digest).read_bytes(), ref.digest, f"manifest of {ref}"
-        )
+        return self._blob(ref, ref.digest).read_bytes()
 
-    def download_blob(self, ref: BundleRef, digest: str, dest: Path) -> None:
-        source = self.blob_path(digest)
-        if not source.is_file():
+    def blob_chunks(self, ref: BundleRef, digest: str) -> Iterator[bytes]:
+        return read_chunks(self._blob(ref, digest))
+
+    def _blob(self, ref: BundleRef, digest: str) -> Path:
+        path = self.blob_path(digest)
+        if not path.is_file():
             raise ModelOpsError(
                 ErrorClass.BAD_BUNDLE, f"blob {digest} of {ref} is missing from {self.root}"
             )
-        write_verified(read_chunks(source), dest, digest, f"blob {digest} of {ref}")
+        return path
 
     def refs(self) -> list[tuple[BundleRef, str | None]]:
         return self._entries()
@@ -108,15 +111,19 @@ class LayoutStore:
         with FileLock(self.root / ".index.lock"):
             index = self._read_index()
             manifests = index["manifests"]
-            if tag:  # a tag names one manifest per repository: move it
-                manifests = [
-                    m
-                    for m in manifests
-                    if m.get("annotations", {}).get(REPOSITORY_ANNOTATION) != ref.repository
-                    or m.get("annotations", {}).get(REF_NAME_ANNOTATION) != tag
-                ]
-            if entry not in manifests:
-                manifests.append(entry)
+            if tag:  # a tag names one manifest per repository: untag the one it named
+                for other in manifests:
+                    annotations = other.get("annotations", {})
+                    if (
+                        annotations.get(REPOSITORY_ANNOTATION) == ref.repository
+                        and annotations.get(REF_NAME_ANNOTATION) == tag
+                    ):
+                        del annotations[REF_NAME_ANNOTATION]
+            deduplicated = []
+            for other in [*manifests, entry]:
+                if other not in deduplicated:
+                    deduplicated.append(other)
+            manifests = deduplicated
             index["manifests"] = manifests
             _atomic_write(self.root / "index.json", json.dumps(index, indent=2).encode())
 

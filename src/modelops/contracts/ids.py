@@ -15,8 +15,6 @@ from typing import Any
 
 from modelops.contracts.errors import ErrorClass, ModelOpsError
 
-_EXACT_FLOAT_LIMIT = 2**53
-
 
 def plain_value(value: Any, where: str = "value") -> Any:
     """`value` as plain JSON data, floats kept as floats: what a model is handed."""
@@ -64,9 +62,7 @@ def _finite_float(value: float, where: str) -> float:
 
 def _canonical_float(value: float, where: str) -> int | float:
     value = _finite_float(value, where)
-    if value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
-        return int(value)
-    return value
+    return int(value) if value.is_integer() else value  # exact: every integral float is an int
 
 
 def canonical_json(value: Any, where: str = "value") -> bytes:

@@ -45,17 +45,24 @@ def encode_task(task: SimTask) -> bytes:
 
 
 def decode_task(data: bytes) -> SimTask:
-    fields = json.loads(data)
-    _check_protocol(fields, "task")
-    outputs = fields["outputs"]
-    return SimTask(
-        bundle=BundleRef.parse(fields["bundle"]),
-        entrypoint=fields["entrypoint"],
-        params=fields["params"],
-        seed=fields["seed"],
-        config=fields["config"],
-        outputs=tuple(outputs) if outputs is not None else None,
-    )
+    try:
+        fields = json.loads(data)
+        _check_protocol(fields, "task")
+        outputs = fields["outputs"]
+        return SimTask(
+            bundle=BundleRef.parse(fields["bundle"]),
+            entrypoint=fields["entrypoint"],
+            params=fields["params"],
+            seed=fields["seed"],
+            config=fields["config"],
+            outputs=tuple(outputs) if outputs is not None else None,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _malformed("task", exc) from exc
+
+
+def _malformed(what: str, exc: Exception) -> ModelOpsError:
+    return ModelOpsError(ErrorClass.BAD_INPUT, f"malformed {what}: {type(exc).__name__}: {exc}")
 
 
 def encode_return(result: SimReturn) -> bytes:
@@ -86,8 +93,11 @@ def encode_return(result: SimReturn) -> bytes:
 
 
 def decode_return(data: bytes) -> SimReturn:
-    (length,) = _HEADER_LENGTH.unpack_from(data)
-    header = json.loads(data[_HEADER_LENGTH.size : _HEADER_LENGTH.size + length])
+    try:
+        (length,) = _HEADER_LENGTH.unpack_from(data)
+        header = json.loads(data[_HEADER_LENGTH.size : _HEADER_LENGTH.size + length])
+    except (struct.error, ValueError) as exc:
+        raise _malformed("result frame header", exc) from exc
     _check_protocol(header, "result")
     offset = _HEADER_LENGTH.size + length
     outputs = {}
