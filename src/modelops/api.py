@@ -1,4 +1,4 @@
-"""The Python API behind `mops`: build and store bundles, run simulations on a cluster."""
+"""The Python API behind `mops`: build, publish and inspect bundles, run simulations."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from modelops.bundle import LayoutStore, build_bundle
+from modelops.bundle.registry import PushReport, push_bundle
+from modelops.bundle.sources import open_store, parse_reference, registry_client
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
 from modelops.settings import Settings
@@ -18,19 +20,49 @@ def build(project: Path, repository: str | None = None, tag: str | None = None) 
     return store.put(build_bundle(project, repository), tag=tag)
 
 
+def push(
+    project: Path,
+    registry: str | None = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    force: bool = False,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> PushReport:
+    """Build a bundle and push it to a registry (the flag, else MODELOPS_BUNDLE_REGISTRY)."""
+    settings = Settings.from_env()
+    registry = registry or settings.bundle_registry
+    if not registry:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            "no registry given: pass --registry HOST[:PORT] or set MODELOPS_BUNDLE_REGISTRY",
+        )
+    bundle = build_bundle(project, repository)
+    LayoutStore(settings.bundle_store).put(bundle, tag=tag)
+    client = registry_client(registry, insecure or settings.registry_insecure, username, password)
+    with client:
+        return push_bundle(bundle, client, tag=tag, force=force)
+
+
 def resolve(path_or_ref: str) -> BundleRef:
-    """A project folder is built and stored; anything else must be a reference to a bundle
-    in the store, checked here so a typo fails before any cluster starts."""
+    """A project folder is built and published to the bundle store in use (pushed, when a
+    registry is configured); anything else must name a bundle in that store, checked here
+    so a typo fails before any cluster starts."""
+    settings = Settings.from_env()
     if Path(path_or_ref).is_dir():
+        if settings.bundle_registry:
+            return push(Path(path_or_ref)).ref
         return build(Path(path_or_ref))
-    if "@" not in path_or_ref:
+    if "@" not in path_or_ref and ":" not in path_or_ref:
         raise ModelOpsError(
             ErrorClass.BAD_REFERENCE,
             f"{path_or_ref!r} is neither a project folder nor a bundle reference "
-            "(repository@sha256:<64 hex>)",
+            "(repository@sha256:<64 hex>, or repository:tag)",
         )
-    ref = BundleRef.parse(path_or_ref)
-    LayoutStore(Settings.from_env().bundle_store).read_manifest(ref)
+    store = open_store(settings)
+    ref = parse_reference(path_or_ref, store)
+    store.read_manifest(ref)
     return ref
 
 

@@ -13,11 +13,17 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Settings:
     home: Path
+    bundle_registry: str | None = None  # MODELOPS_BUNDLE_REGISTRY: a host, e.g. localhost:5000
+    registry_insecure: bool = False  # MODELOPS_REGISTRY_INSECURE: plain HTTP off loopback
 
     @classmethod
     def from_env(cls) -> Settings:
         home = os.environ.get("MODELOPS_HOME") or Path.home() / ".modelops"
-        return cls(home=Path(home).expanduser().resolve())
+        return cls(
+            home=Path(home).expanduser().resolve(),
+            bundle_registry=os.environ.get("MODELOPS_BUNDLE_REGISTRY") or None,
+            registry_insecure=os.environ.get("MODELOPS_REGISTRY_INSECURE", "") in ("1", "true"),
+        )
 
     @property
     def bundle_store(self) -> Path:

@@ -105,7 +105,6 @@ def test_missing_at_sign_is_refused_naming_the_text(text: str) -> None:
         "has space",
         "a..b",
         "a___b",
-        "localhost:5000/model",
         "model:latest",
         "émodel",
         "",
@@ -118,6 +117,13 @@ def test_bad_repository_is_refused_naming_the_repository(repository: str) -> Non
     with pytest.raises(ModelOpsError) as excinfo:
         BundleRef(repository, DIGEST)
     assert excinfo.value.info.error_class is ErrorClass.BAD_REFERENCE
+
+
+def test_a_registry_host_in_the_reference_is_named_with_the_fix() -> None:
+    message = parse_error(f"localhost:5000/team/model@{DIGEST}")
+    assert "includes a registry host ('localhost:5000')" in message
+    assert "'team/model'" in message
+    assert "MODELOPS_BUNDLE_REGISTRY" in message
 
 
 def test_direct_construction_checks_the_digest() -> None:

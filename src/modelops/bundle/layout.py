@@ -72,6 +72,15 @@ class LayoutStore:
             )
         return path
 
+    def resolve_tag(self, repository: str, tag: str) -> BundleRef:
+        for ref, ref_tag in self._entries():
+            if ref.repository == repository and ref_tag == tag:
+                return ref
+        raise ModelOpsError(
+            ErrorClass.NOT_FOUND,
+            f"tag {repository}:{tag} is not in the bundle store at {self.root}",
+        )
+
     def refs(self) -> list[tuple[BundleRef, str | None]]:
         return self._entries()
 

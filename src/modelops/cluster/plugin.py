@@ -1,11 +1,12 @@
 """The Dask worker plugin: gives each worker a TaskRunner configured from the worker's own
-environment (`MODELOPS_*` read on the worker), and stops its child processes on teardown."""
+environment (`MODELOPS_*` read on the worker: where bundles come from, which credentials,
+where the cache is), and stops its child processes on teardown."""
 
 from __future__ import annotations
 
 from distributed import Worker, WorkerPlugin, get_worker
 
-from modelops.bundle import LayoutStore
+from modelops.bundle.sources import open_store
 from modelops.contracts import SimReturn, SimTask
 from modelops.runtime import TaskRunner
 from modelops.settings import Settings
@@ -22,7 +23,7 @@ class ModelOpsWorkerPlugin(WorkerPlugin):
     def setup(self, worker: Worker) -> None:
         settings = Settings.from_env()
         self.runner = TaskRunner(
-            source=LayoutStore(settings.bundle_store),
+            source=open_store(settings),
             cache=settings.cache,
             max_idle_children=worker.state.nthreads + 1,
         )

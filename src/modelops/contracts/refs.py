@@ -14,18 +14,32 @@ _REPOSITORY = re.compile(
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
+def check_repository(name: str) -> str:
+    """`name` if it is a valid OCI repository name, else a one-line error saying why."""
+    if _REPOSITORY.fullmatch(name):
+        return name
+    first = name.split("/")[0]
+    if "/" in name and ":" in first:
+        raise ModelOpsError(
+            ErrorClass.BAD_REFERENCE,
+            f"bundle reference includes a registry host ({first!r}); give the repository "
+            f"only ({name.partition('/')[2]!r}) and the registry with --registry or "
+            "MODELOPS_BUNDLE_REGISTRY",
+        )
+    raise ModelOpsError(
+        ErrorClass.BAD_REFERENCE,
+        f"malformed bundle reference: repository {name!r} must be lowercase "
+        "letters, digits and . _ - separators, with / between path components",
+    )
+
+
 @dataclass(frozen=True, order=True)
 class BundleRef:
     repository: str
     digest: str
 
     def __post_init__(self) -> None:
-        if not _REPOSITORY.fullmatch(self.repository):
-            raise ModelOpsError(
-                ErrorClass.BAD_REFERENCE,
-                f"malformed bundle reference: repository {self.repository!r} must be lowercase "
-                "letters, digits and . _ - separators, with / between path components",
-            )
+        check_repository(self.repository)
         if not _DIGEST.fullmatch(self.digest):
             raise ModelOpsError(
                 ErrorClass.BAD_REFERENCE,

@@ -1,0 +1,146 @@
+"""Registry authentication as one httpx.Auth flow: anonymous, HTTP basic, and the bearer-token
+challenge (`WWW-Authenticate: Bearer realm=…,service=…,scope=…`) with tokens cached per
+repository and fetched again before they expire.
+
+Requests with streamed bodies cannot be replayed after a 401, so callers first make a
+bodiless request in the same scope (the upload POST does this) and the token is refreshed
+ahead of expiry rather than after a rejection.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import httpx
+
+from modelops.bundle.registry.credentials import Credentials
+from modelops.bundle.registry.host import RegistryHost
+from modelops.contracts import ErrorClass, ModelOpsError
+
+_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_REPOSITORY_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags)/")
+_READ_METHODS = ("GET", "HEAD")
+_EXPIRY_MARGIN_S = 10.0
+_DEFAULT_TOKEN_LIFETIME_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    actions: frozenset[str]
+    expires_at: float
+
+    def serves(self, actions: frozenset[str]) -> bool:
+        return actions <= self.actions and time.monotonic() < self.expires_at
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(_PARAM.findall(rest))
+
+
+def _resource(request: httpx.Request) -> str:
+    match = _REPOSITORY_PATH.match(request.url.path)
+    if match:
+        return f"repository:{match.group(1)}"
+    if request.url.path.startswith("/v2/_catalog"):
+        return "registry:catalog"
+    return ""
+
+
+def _actions_needed(request: httpx.Request, resource: str) -> frozenset[str]:
+    if resource == "registry:catalog":
+        return frozenset({"*"})
+    if request.method in _READ_METHODS:
+        return frozenset({"pull"})
+    return frozenset({"pull", "push"})
+
+
+class RegistryAuth(httpx.Auth):
+    def __init__(self, host: RegistryHost, credentials: Credentials | None) -> None:
+        self.host = host
+        self.credentials = credentials
+        self._tokens: dict[str, _Token] = {}
+        self._basic = False  # the registry asked for basic auth once: send it up front
+        self._lock = threading.Lock()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        resource = _resource(request)
+        needed = _actions_needed(request, resource)
+        with self._lock:
+            token = self._tokens.get(resource)
+            use_basic = self._basic
+        if token is not None and token.serves(needed):
+            request.headers["Authorization"] = f"Bearer {token.value}"
+        elif use_basic and self.credentials is not None:
+            request.headers["Authorization"] = self._basic_header()
+        response = yield request
+        if response.status_code != 401:
+            return
+        scheme, params = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        if scheme == "basic":
+            if self.credentials is None or "Authorization" in request.headers:
+                return  # anonymous, or these credentials were just refused: let 401 surface
+            with self._lock:
+                self._basic = True
+            request.headers["Authorization"] = self._basic_header()
+            yield request
+        elif scheme == "bearer" and "realm" in params:
+            response.read()
+            token = yield from self._fetch_token(params, resource, needed)
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+
+    def _basic_header(self) -> str:
+        assert self.credentials is not None
+        pair = f"{self.credentials.username}:{self.credentials.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+
+    def _fetch_token(
+        self, challenge: dict[str, str], resource: str, needed: frozenset[str]
+    ) -> Generator[httpx.Request, httpx.Response, str]:
+        scope = challenge.get("scope", "")
+        actions = set(needed)
+        if scope.count(":") >= 2:
+            scope_resource, _, scope_actions = scope.rpartition(":")
+            resource = resource or scope_resource
+            actions |= set(scope_actions.split(","))
+        params = {"service": challenge.get("service", "")}
+        if resource:
+            params["scope"] = f"{resource}:{','.join(sorted(actions))}"
+        headers = {"Authorization": self._basic_header()} if self.credentials else {}
+        token_response = yield httpx.Request(
+            "GET", challenge["realm"], params=params, headers=headers
+        )
+        token_response.read()
+        if token_response.status_code != 200:
+            hint = (
+                "check the credentials"
+                if self.credentials
+                else "no credentials were found; run `mops bundle login "
+                f"{self.host}` or set MODELOPS_REGISTRY_USERNAME/PASSWORD"
+            )
+            raise ModelOpsError(
+                ErrorClass.REGISTRY_AUTH,
+                f"authentication failed for {self.host} (HTTP {token_response.status_code} "
+                f"from its token service); {hint}",
+            )
+        try:
+            body = token_response.json()
+            value = body.get("token") or body["access_token"]
+            lifetime = float(body.get("expires_in") or _DEFAULT_TOKEN_LIFETIME_S)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelOpsError(
+                ErrorClass.REGISTRY_AUTH,
+                f"the token service of {self.host} answered without a token "
+                f"(content type {token_response.headers.get('content-type', 'none')})",
+            ) from exc
+        expires_at = time.monotonic() + max(lifetime - _EXPIRY_MARGIN_S, lifetime / 2)
+        with self._lock:
+            self._tokens[resource] = _Token(value, frozenset(actions), expires_at)
+        return value

@@ -1,0 +1,168 @@
+"""Where registry credentials come from, in order: the command line, `MODELOPS_REGISTRY_*`,
+Docker's config.json (`credHelpers`, `credsStore`, `auths`), else anonymous.
+
+Docker's file and helper protocol are used as they are, so `docker login`, `az acr login`
+and `mops bundle login` all serve each other. Passwords never appear in a repr, an error
+or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelops.bundle.registry.host import RegistryHost
+from modelops.contracts import ErrorClass, ModelOpsError
+
+USERNAME_ENV = "MODELOPS_REGISTRY_USERNAME"
+PASSWORD_ENV = "MODELOPS_REGISTRY_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    source: str = "command line"  # where they came from, for messages
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, source={self.source!r})"
+
+
+def docker_config_path() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+
+
+def resolve_credentials(
+    host: RegistryHost, username: str | None = None, password: str | None = None
+) -> Credentials | None:
+    if username and password is not None:
+        return Credentials(username, password, "command line")
+    env_user, env_password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if env_user and env_password is not None:
+        return Credentials(env_user, env_password, f"{USERNAME_ENV}/{PASSWORD_ENV}")
+    return _from_docker_config(host)
+
+
+def _read_docker_config() -> dict:
+    path = docker_config_path()
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT, f"{path} is not valid JSON ({exc}); fix or remove it"
+        ) from exc
+
+
+def _keys_for(host: RegistryHost) -> list[str]:
+    """Docker files key registries by host, sometimes with a scheme: try the usual forms."""
+    return [host.address, f"https://{host.address}", f"http://{host.address}"]
+
+
+def _from_docker_config(host: RegistryHost) -> Credentials | None:
+    config = _read_docker_config()
+    for key in _keys_for(host):
+        helper = config.get("credHelpers", {}).get(key)
+        if helper:
+            return _from_helper(helper, key)
+    for key in _keys_for(host):
+        entry = config.get("auths", {}).get(key)
+        if entry:
+            found = _from_auth_entry(entry, key)
+            if found:
+                return found
+    if config.get("credsStore"):
+        return _from_helper(config["credsStore"], host.address)
+    return None
+
+
+def _from_auth_entry(entry: dict, key: str) -> Credentials | None:
+    source = f"{docker_config_path()} (auths[{key!r}])"
+    if entry.get("auth"):
+        try:
+            username, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT, f"{source}: the 'auth' value is not base64 of user:password"
+            ) from exc
+        return Credentials(username, password, source)
+    if entry.get("username") and entry.get("password") is not None:
+        return Credentials(entry["username"], entry["password"], source)
+    return None
+
+
+def _helper_binary(helper: str) -> str:
+    name = f"docker-credential-{helper}"
+    binary = shutil.which(name)
+    if binary is None:
+        raise ModelOpsError(
+            ErrorClass.REGISTRY_AUTH,
+            f"{docker_config_path()} names the credential helper {helper!r}, but {name} is not "
+            "on PATH; install it or remove it from the file",
+        )
+    return binary
+
+
+def _from_helper(helper: str, server: str) -> Credentials | None:
+    done = subprocess.run(
+        [_helper_binary(helper), "get"], input=server, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        if "credentials not found" in (done.stdout + done.stderr).lower():
+            return None
+        raise ModelOpsError(
+            ErrorClass.REGISTRY_AUTH,
+            f"credential helper {helper!r} failed for {server} (exit {done.returncode})",
+        )
+    try:
+        answer = json.loads(done.stdout)
+        return Credentials(answer["Username"], answer["Secret"], f"credential helper {helper!r}")
+    except (ValueError, KeyError) as exc:
+        raise ModelOpsError(
+            ErrorClass.REGISTRY_AUTH, f"credential helper {helper!r} gave an unreadable answer"
+        ) from exc
+
+
+def store_credentials(host: RegistryHost, credentials: Credentials) -> str:
+    """Save credentials the Docker way: through the configured helper if there is one, else
+    base64 in config.json (mode 0600). Returns where they went."""
+    config = _read_docker_config()
+    helper = config.get("credHelpers", {}).get(host.address) or config.get("credsStore")
+    if helper:
+        payload = json.dumps(
+            {
+                "ServerURL": host.address,
+                "Username": credentials.username,
+                "Secret": credentials.password,
+            }
+        )
+        done = subprocess.run(
+            [_helper_binary(helper), "store"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ModelOpsError(
+                ErrorClass.REGISTRY_AUTH,
+                f"credential helper {helper!r} could not store credentials for {host}",
+            )
+        return f"credential helper {helper!r}"
+    token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
+    config.setdefault("auths", {})[host.address] = {"auth": token}
+    path = docker_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-")
+    with os.fdopen(fd, "w") as out:
+        json.dump(config, out, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return str(path)
