@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from modelops.bundle import LayoutStore, build_bundle
-from modelops.bundle.registry import PushReport, push_bundle
+from modelops.bundle import LayoutStore, build_bundle, fetch_bundle
+from modelops.bundle.inspect import BundleDescription, describe_bundle
+from modelops.bundle.registry import (
+    Credentials,
+    PushReport,
+    RegistryClient,
+    RegistryHost,
+    push_bundle,
+)
+from modelops.bundle.registry.credentials import store_credentials
 from modelops.bundle.sources import open_store, parse_reference, registry_client
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
@@ -43,6 +52,51 @@ def push(
     client = registry_client(registry, insecure or settings.registry_insecure, username, password)
     with client:
         return push_bundle(bundle, client, tag=tag, force=force)
+
+
+def pull(
+    reference: str, dest: Path | None = None, registry: str | None = None, **access: Any
+) -> tuple[BundleRef, Path]:
+    """Fetch a bundle (verified, through this machine's cache) and copy its files to `dest`
+    (default: a folder named after the repository), which must not exist or be empty."""
+    settings = Settings.from_env()
+    store = open_store(settings, registry, **access)
+    ref = parse_reference(reference, store)
+    target = Path(dest) if dest else Path(ref.repository.rsplit("/", 1)[-1])
+    if target.exists() and any(target.iterdir()):
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"{target} already exists and is not empty; choose another --dest",
+        )
+    fetched = fetch_bundle(ref, store, settings.cache)
+    shutil.copytree(fetched.root, target, dirs_exist_ok=True)
+    return ref, target
+
+
+def inspect(reference: str, registry: str | None = None, **access: Any) -> BundleDescription:
+    store = open_store(Settings.from_env(), registry, **access)
+    return describe_bundle(parse_reference(reference, store), store)
+
+
+def list_bundles(registry: str | None = None, **access: Any) -> list[tuple[str, list[str]]]:
+    """(repository, tags-or-digests) for every bundle the store will list."""
+    store = open_store(Settings.from_env(), registry, **access)
+    if isinstance(store, LayoutStore):
+        listed: dict[str, list[str]] = {}
+        for ref, tag in store.refs():
+            listed.setdefault(ref.repository, []).append(tag or ref.digest)
+        return sorted(listed.items())
+    client = store.client
+    return [(name, sorted(client.tags(name))) for name in sorted(client.repositories())]
+
+
+def login(registry: str, username: str, password: str, insecure: bool = False) -> str:
+    """Check the credentials against the registry, then store them the Docker way."""
+    host = RegistryHost.parse(registry, insecure=insecure)
+    credentials = Credentials(username, password)
+    with RegistryClient(host, credentials) as client:
+        client.check()
+    return store_credentials(host, credentials)
 
 
 def resolve(path_or_ref: str) -> BundleRef:

@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from modelops.bundle.inspect import BundleDescription
 from modelops.contracts import Artifact, ArtifactKind, BundleRef, ErrorInfo, SimReturn
 
 PREVIEW_ROWS = 5
@@ -67,3 +68,22 @@ def print_sim(console: Console, bundle: BundleRef, result: SimReturn) -> None:
     console.print(f"timings (s): {timings}", style="dim", highlight=False, soft_wrap=True)
     if result.logs:
         console.print(Panel(result.logs.rstrip(), title="model logs (tail)", border_style="dim"))
+
+
+def bundle_view(description: BundleDescription) -> Any:
+    config = description.config
+    env = config.environment
+    head = Text()
+    head.append(f"bundle       {description.ref}\n")
+    head.append(f"wire         {config.wire}\n")
+    head.append(f"environment  {env.kind} ({', '.join(env.files) or 'no files'})\n")
+    head.append(f"lock digest  {env.lock_digest}\n")
+    head.append(f"created by   modelops, bundle format {config.format}\n")
+    head.append(f"size         {description.size:,} bytes in {len(description.layers)} layers")
+    files = Table(title_justify="left")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    files.add_column("mode")
+    for entry in config.files:
+        files.add_row(entry.path, f"{entry.size:,}", oct(entry.mode)[2:])
+    return Group(head, files)
