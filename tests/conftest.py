@@ -14,6 +14,7 @@ from modelops.bundle import LayoutStore, build_bundle
 from modelops.cluster import open_cluster
 from modelops.contracts import BundleRef
 from modelops.settings import Settings
+from tests.registry_servers import RunningRegistry, run_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMOKE_BUNDLE = FIXTURES / "smoke_bundle"
@@ -56,6 +57,47 @@ def make_bundle(tmp_path: Path, store: LayoutStore):
         return store.put(build_bundle(root, repository=name))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """An anonymous docker-registry shared by tests that do not stop or break it."""
+    with run_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """A registry of this test's own, for tests that stop it or tamper with its storage."""
+    with run_registry(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    with run_registry(tmp_path_factory.mktemp("basic-registry"), auth="basic") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    with run_registry(tmp_path_factory.mktemp("token-registry"), auth="token") as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_registry_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Tests see no registry, credentials or Docker config from the machine they run on."""
+    for name in (
+        "MODELOPS_BUNDLE_REGISTRY",
+        "MODELOPS_REGISTRY_USERNAME",
+        "MODELOPS_REGISTRY_PASSWORD",
+        "MODELOPS_REGISTRY_INSECURE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("docker-config")))
 
 
 @pytest.fixture(scope="session")
