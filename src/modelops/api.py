@@ -48,7 +48,6 @@ def push(
             "no registry given: pass --registry HOST[:PORT] or set MODELOPS_BUNDLE_REGISTRY",
         )
     bundle = build_bundle(project, repository)
-    LayoutStore(settings.bundle_store).put(bundle, tag=tag)
     client = registry_client(registry, insecure or settings.registry_insecure, username, password)
     with client:
         return push_bundle(bundle, client, tag=tag, force=force)

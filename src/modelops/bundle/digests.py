@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,7 +24,7 @@ def write_verified(chunks: Iterable[bytes], dest: Path, digest: str, what: str) 
     hasher = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".partial-")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with _BackgroundWriter(fd) as out:
             for chunk in chunks:
                 hasher.update(chunk)
                 out.write(chunk)
@@ -35,6 +37,42 @@ def write_verified(chunks: Iterable[bytes], dest: Path, digest: str, what: str) 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class _BackgroundWriter:
+    """Writes chunks on a thread of its own, so receiving and hashing the next chunk overlap
+    with the disk write of this one; a bounded queue keeps memory at a few chunks."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "wb")
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+
+    def __enter__(self) -> _BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def _drain(self) -> None:
+        try:
+            while (chunk := self._queue.get()) is not None:
+                self._file.write(chunk)
+        except BaseException as exc:
+            self._error = exc
+            while self._queue.get() is not None:  # keep the producer from blocking
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._file.close()
+        if self._error is not None:
+            raise self._error
 
 
 def read_chunks(path: Path) -> Iterator[bytes]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _ARROW_FILE_MAGIC = b"ARROW1"
 _ARROW_STREAM_CONTINUATION = b"\xff\xff\xff\xff"
@@ -53,6 +54,9 @@ class Artifact:
 
 
 def _read_table(data: bytes, table_format: TableFormat) -> pa.Table:
+    import pyarrow as pa  # imported on first use: most processes never look inside a table
+    import pyarrow.parquet as pq
+
     if table_format is TableFormat.ARROW_FILE:
         return pa.ipc.open_file(pa.BufferReader(data)).read_all()
     if table_format is TableFormat.ARROW_STREAM:
@@ -75,6 +79,9 @@ def _recognise_table(data: bytes) -> tuple[TableFormat, int] | None:
     table_format = _guess_format(data)
     if table_format is None:
         return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         if table_format is TableFormat.PARQUET:
             return table_format, pq.read_metadata(io.BytesIO(data)).num_rows
