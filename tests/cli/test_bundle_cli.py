@@ -1,0 +1,67 @@
+"""`mops bundle …` against a real registry, as a user types it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_mops_cli import mops
+from tests.conftest import SMOKE_BUNDLE, write_project
+from tests.registry_servers import RunningRegistry
+
+
+def test_build_gives_the_same_digest_for_the_same_tree(tmp_path: Path) -> None:
+    first = mops("bundle", "build", str(SMOKE_BUNDLE))
+    copy = write_project(
+        tmp_path / "copy",
+        {p.name: p.read_text() for p in SMOKE_BUNDLE.iterdir() if p.is_file()},
+    )
+    second = mops("bundle", "build", str(copy), "--repository", "smoke-bundle")
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
+    assert first.stdout.startswith("smoke-bundle@sha256:")
+
+
+def test_push_twice_then_inspect_list_and_pull(registry: RunningRegistry, tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "cli-model",
+        {"wire.py": "def wire(e, p, s):\n    return {}\n", "data/table.csv": "a,b\n1,2\n"},
+    )
+    pushed = mops("bundle", "push", str(project), "--registry", registry.host, "--tag", "v1")
+    again = mops("bundle", "push", str(project), "--registry", registry.host, "--tag", "v1")
+    assert pushed.returncode == 0, pushed.stderr
+    ref = pushed.stdout.strip()
+    assert ref.startswith("cli-model@sha256:") and again.stdout.strip() == ref
+    assert "uploaded 2 of 2 blobs" in pushed.stderr
+    assert "nothing to upload: all 2 blobs already in" in again.stderr
+
+    inspected = mops("bundle", "inspect", "cli-model:v1", "--registry", registry.host, "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    description = json.loads(inspected.stdout)
+    assert description["bundle"] == ref
+    assert description["wire"] == "wire:wire"
+    assert [f["path"] for f in description["files"]] == ["data/table.csv", "wire.py"]
+    assert description["environment"]["kind"] == "none"
+
+    listed = mops("bundle", "list", "--registry", registry.host)
+    assert "cli-model\tv1" in listed.stdout.splitlines()
+
+    dest = tmp_path / "pulled"
+    pulled = mops("bundle", "pull", ref, "--registry", registry.host, "--dest", str(dest))
+    assert pulled.returncode == 0, pulled.stderr
+    assert (dest / "data" / "table.csv").read_text() == "a,b\n1,2\n"
+    refused = mops("bundle", "pull", ref, "--registry", registry.host, "--dest", str(dest))
+    assert refused.returncode == 1
+    assert "already exists and is not empty" in refused.stderr
+
+
+def test_registry_with_a_repository_path_is_refused_with_the_fix(
+    registry: RunningRegistry,
+) -> None:
+    done = mops("bundle", "push", str(SMOKE_BUNDLE), "--registry", f"{registry.host}/models")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"bad_input: registry '{registry.host}/models' includes a repository path ('models'); "
+        f"set the registry to the host only (MODELOPS_BUNDLE_REGISTRY={registry.host}) and pass "
+        "the repository with --repository"
+    )
