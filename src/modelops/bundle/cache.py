@@ -14,6 +14,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -31,6 +32,8 @@ from modelops.bundle.config import (
 )
 from modelops.bundle.digests import CHUNK, verify_bytes, write_verified
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
+
+PARALLEL_DOWNLOADS = 4
 
 
 class BundleSource(Protocol):
@@ -71,12 +74,24 @@ def _fetch_into(ref: BundleRef, source: BundleSource, home: Path, final: Path) -
         expected = {entry.path: entry for entry in config.files}
         tree = work / "tree"
         tree.mkdir()
-        for layer in manifest["layers"]:
-            blob = work / "blobs" / layer["digest"].replace(":", "-")
-            _download(source, ref, layer["digest"], blob)
+        layers = manifest["layers"]
+        for layer in layers:
+            if layer["mediaType"] not in (TREE_LAYER_MEDIA_TYPE, FILE_LAYER_MEDIA_TYPE):
+                raise ModelOpsError(
+                    ErrorClass.BAD_BUNDLE,
+                    f"bundle {ref} has a layer of unknown type {layer['mediaType']!r}",
+                )
+        blobs = [work / "blobs" / layer["digest"].replace(":", "-") for layer in layers]
+        with ThreadPoolExecutor(PARALLEL_DOWNLOADS) as pool:
+            list(
+                pool.map(
+                    lambda layer, blob: _download(source, ref, layer["digest"], blob), layers, blobs
+                )
+            )
+        for layer, blob in zip(layers, blobs, strict=True):
             if layer["mediaType"] == TREE_LAYER_MEDIA_TYPE:
                 _extract_tree(ref, blob, tree, expected)
-            elif layer["mediaType"] == FILE_LAYER_MEDIA_TYPE:
+            else:
                 title = layer.get("annotations", {}).get(TITLE_ANNOTATION, "")
                 entry = _expected_entry(ref, title, expected)
                 if entry.digest != layer["digest"]:
@@ -87,11 +102,6 @@ def _fetch_into(ref: BundleRef, source: BundleSource, home: Path, final: Path) -
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(blob, target)
                 target.chmod(_normal_mode(entry.mode))
-            else:
-                raise ModelOpsError(
-                    ErrorClass.BAD_BUNDLE,
-                    f"bundle {ref} has a layer of unknown type {layer['mediaType']!r}",
-                )
         missing = sorted(p for p in expected if not (tree / p).is_file())
         if missing:
             raise ModelOpsError(
