@@ -221,7 +221,7 @@ def bundle_login(
         where = api.login(registry, username, password, insecure)
     except ModelOpsError as exc:
         raise fail(exc.info) from None
-    stderr.print(f"login succeeded; credentials stored in {where}", highlight=False)
+    stderr.print(f"login succeeded; credentials stored in {where}", highlight=False, soft_wrap=True)
 
 
 @dev_app.command("smoke-test")

@@ -3,8 +3,8 @@ challenge (`WWW-Authenticate: Bearer realm=…,service=…,scope=…`) with toke
 repository and fetched again before they expire.
 
 Requests with streamed bodies cannot be replayed after a 401, so callers first make a
-bodiless request in the same scope (the upload POST does this) and the token is refreshed
-ahead of expiry rather than after a rejection.
+bodiless request in the same scope (the upload POST does this), and a token is renewed
+before a request whenever it is near expiry, never only after a rejection.
 """
 
 from __future__ import annotations
@@ -34,9 +34,14 @@ class _Token:
     value: str
     actions: frozenset[str]
     expires_at: float
+    challenge: dict[str, str]  # the realm and service it came from, to fetch the next one
 
-    def serves(self, actions: frozenset[str]) -> bool:
-        return actions <= self.actions and time.monotonic() < self.expires_at
+    def covers(self, actions: frozenset[str]) -> bool:
+        return actions <= self.actions
+
+    @property
+    def fresh(self) -> bool:
+        return time.monotonic() < self.expires_at
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -75,8 +80,11 @@ class RegistryAuth(httpx.Auth):
         with self._lock:
             token = self._tokens.get(resource)
             use_basic = self._basic
-        if token is not None and token.serves(needed):
-            request.headers["Authorization"] = f"Bearer {token.value}"
+        if token is not None and token.covers(needed):
+            value = token.value
+            if not token.fresh:  # renew before sending: a streamed body cannot be re-sent
+                value = yield from self._fetch_token(token.challenge, resource, needed)
+            request.headers["Authorization"] = f"Bearer {value}"
         elif use_basic and self.credentials is not None:
             request.headers["Authorization"] = self._basic_header()
         response = yield request
@@ -142,5 +150,5 @@ class RegistryAuth(httpx.Auth):
             ) from exc
         expires_at = time.monotonic() + max(lifetime - _EXPIRY_MARGIN_S, lifetime / 2)
         with self._lock:
-            self._tokens[resource] = _Token(value, frozenset(actions), expires_at)
+            self._tokens[resource] = _Token(value, frozenset(actions), expires_at, challenge)
         return value

@@ -298,9 +298,11 @@ class RegistryClient:
                 if response.status_code != 202:
                     raise self._failure(response, what, failures + 1)
                 location, offset = _location(response), end
-            except (httpx.TransportError, ModelOpsError) as exc:
+            except (httpx.TransportError, httpx.StreamConsumed, ModelOpsError) as exc:
+                # StreamConsumed: the registry refused a token that expired on the way and the
+                # auth flow, having fetched a new one, could not resend the streamed chunk.
                 failures += 1
-                retryable = isinstance(exc, httpx.TransportError) or (
+                retryable = not isinstance(exc, ModelOpsError) or (
                     exc.info.error_class is ErrorClass.REGISTRY_UNREACHABLE
                 )
                 if not retryable or failures > self.retries:

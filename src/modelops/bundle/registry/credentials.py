@@ -1,5 +1,6 @@
 """Where registry credentials come from, in order: the command line, `MODELOPS_REGISTRY_*`,
-Docker's config.json (`credHelpers`, `credsStore`, `auths`), else anonymous.
+Docker's config.json (the host's `credHelpers` entry, then `credsStore`, then `auths`, as
+Docker itself reads it), else anonymous.
 
 Docker's file and helper protocol are used as they are, so `docker login`, `az acr login`
 and `mops bundle login` all serve each other. Passwords never appear in a repr, an error
@@ -41,9 +42,19 @@ def docker_config_path() -> Path:
 def resolve_credentials(
     host: RegistryHost, username: str | None = None, password: str | None = None
 ) -> Credentials | None:
+    if username and password is None:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"a username for {host} was given without a password; pass --password-stdin "
+            "and the password on standard input",
+        )
     if username and password is not None:
         return Credentials(username, password, "command line")
     env_user, env_password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+    if env_user and env_password is None:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT, f"{USERNAME_ENV} is set but {PASSWORD_ENV} is not; set both"
+        )
     if env_user and env_password is not None:
         return Credentials(env_user, env_password, f"{USERNAME_ENV}/{PASSWORD_ENV}")
     return _from_docker_config(host)
@@ -66,20 +77,30 @@ def _keys_for(host: RegistryHost) -> list[str]:
     return [host.address, f"https://{host.address}", f"http://{host.address}"]
 
 
-def _from_docker_config(host: RegistryHost) -> Credentials | None:
-    config = _read_docker_config()
+def _helper_for(config: dict, host: RegistryHost) -> tuple[str, str] | None:
+    """(helper, server key) that holds this host's credentials, if a helper does."""
     for key in _keys_for(host):
         helper = config.get("credHelpers", {}).get(key)
         if helper:
-            return _from_helper(helper, key)
+            return helper, key
+    if config.get("credsStore"):
+        return config["credsStore"], host.address
+    return None
+
+
+def _from_docker_config(host: RegistryHost) -> Credentials | None:
+    config = _read_docker_config()
+    helper = _helper_for(config, host)
+    if helper is not None:
+        found = _from_helper(*helper)
+        if found is not None:
+            return found
     for key in _keys_for(host):
         entry = config.get("auths", {}).get(key)
         if entry:
             found = _from_auth_entry(entry, key)
             if found:
                 return found
-    if config.get("credsStore"):
-        return _from_helper(config["credsStore"], host.address)
     return None
 
 
@@ -134,11 +155,12 @@ def store_credentials(host: RegistryHost, credentials: Credentials) -> str:
     """Save credentials the Docker way: through the configured helper if there is one, else
     base64 in config.json (mode 0600). Returns where they went."""
     config = _read_docker_config()
-    helper = config.get("credHelpers", {}).get(host.address) or config.get("credsStore")
-    if helper:
+    found = _helper_for(config, host)
+    if found is not None:
+        helper, server = found
         payload = json.dumps(
             {
-                "ServerURL": host.address,
+                "ServerURL": server,
                 "Username": credentials.username,
                 "Secret": credentials.password,
             }

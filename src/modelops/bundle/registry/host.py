@@ -32,8 +32,14 @@ class RegistryHost:
         value = text.strip()
         scheme, sep, rest = value.partition("://")
         if sep:
+            if scheme.lower() not in ("http", "https"):
+                raise ModelOpsError(
+                    ErrorClass.BAD_INPUT,
+                    f"registry {text!r} uses the scheme {scheme!r}; give host[:port], "
+                    "optionally with https:// or http://",
+                )
             value = rest
-            insecure = insecure or scheme == "http"
+            insecure = insecure or scheme.lower() == "http"
         value = value.rstrip("/")
         if "/" in value:
             host_part, _, path = value.partition("/")
@@ -82,11 +88,11 @@ def _split_port(value: str, text: str) -> tuple[str, int | None]:
     if value.startswith("["):  # [::1]:5000
         host, _, rest = value.partition("]")
         host += "]"
-        port = rest.removeprefix(":") or None
+        has_port, port = rest.startswith(":"), rest.removeprefix(":")
     else:
-        host, _, port = value.partition(":")
-        port = port or None
-    if port is None:
+        host, colon, port = value.partition(":")
+        has_port = bool(colon)
+    if not has_port:
         return host, None
     if not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
         raise ModelOpsError(ErrorClass.BAD_INPUT, f"registry {text!r} has an invalid port {port!r}")
