@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,28 @@ def test_a_tag_moved_during_push_is_not_moved_back_without_force(
 
     push_bundle(ours, client, tag="latest", force=True)
     assert client.manifest_digest("raced", "latest") == ours.ref.digest
+
+
+def test_simultaneous_pushes_of_one_bundle_all_succeed(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """Four clients push the same bundle at the same moment (a sweep launched from a loop)."""
+    errors: list[Exception] = []
+    for round_ in range(8):
+        bundle = build_bundle(data_project(tmp_path / str(round_)), f"simultaneous-{round_}")
+
+        def push(bundle=bundle, errors=errors) -> None:
+            try:
+                push_bundle(bundle, client_for(registry), tag="latest")
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=push) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert client_for(registry).manifest_digest(bundle.ref.repository, "latest") == (
+            bundle.ref.digest
+        )
+    assert errors == []

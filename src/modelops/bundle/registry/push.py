@@ -3,6 +3,7 @@ by digest, then the tag, refusing to move a tag that someone else moved meanwhil
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from modelops.bundle.registry.client import RegistryClient
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 
 PARALLEL_UPLOADS = 4
+MANIFEST_ATTEMPTS = 3
 
 
 @dataclass
@@ -47,8 +49,23 @@ def push_bundle(
             (report.uploaded if uploaded else report.skipped).append(blob.digest)
             report.uploaded_bytes += blob.size if uploaded else 0
 
+    def put_manifest(reference: str) -> None:
+        for attempt in range(MANIFEST_ATTEMPTS):
+            try:
+                client.put_manifest(repository, reference, bundle.manifest, MANIFEST_MEDIA_TYPE)
+                return
+            except ModelOpsError as exc:
+                # Someone pushing the same blob at the same moment can make the registry
+                # briefly deny knowing it (seen with distribution 2.8): make sure every blob
+                # is there, then ask again.
+                if "MANIFEST_BLOB_UNKNOWN" not in str(exc) or attempt + 1 == MANIFEST_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+                for blob in blobs:
+                    push_blob(blob)
+
     if not client.has_manifest(repository, bundle.ref.digest):
-        client.put_manifest(repository, bundle.ref.digest, bundle.manifest, MANIFEST_MEDIA_TYPE)
+        put_manifest(bundle.ref.digest)
         report.manifest_uploaded = True
     if tag:
         tag_now = client.manifest_digest(repository, tag)
@@ -59,7 +76,7 @@ def push_bundle(
                 f"the bundle is stored as {bundle.ref}; pass --force to move the tag anyway",
             )
         if tag_now != bundle.ref.digest:
-            client.put_manifest(repository, tag, bundle.manifest, MANIFEST_MEDIA_TYPE)
+            put_manifest(tag)
     return report
 
 
