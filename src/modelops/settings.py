@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class Settings:
     home: Path
     bundle_registry: str | None = None  # MODELOPS_BUNDLE_REGISTRY: a host, e.g. localhost:5000
     registry_insecure: bool = False  # MODELOPS_REGISTRY_INSECURE: plain HTTP off loopback
+    cache_max_gb: float = 50.0  # MODELOPS_CACHE_MAX_GB: bundles and envs beyond are evicted, LRU
+    child_threads: int = 1  # MODELOPS_CHILD_THREADS: OMP/MKL/OPENBLAS threads per child
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -23,6 +26,8 @@ class Settings:
             home=Path(home).expanduser().resolve(),
             bundle_registry=os.environ.get("MODELOPS_BUNDLE_REGISTRY") or None,
             registry_insecure=os.environ.get("MODELOPS_REGISTRY_INSECURE", "") in ("1", "true"),
+            cache_max_gb=_number("MODELOPS_CACHE_MAX_GB", 50.0, float),
+            child_threads=_number("MODELOPS_CHILD_THREADS", 1, int),
         )
 
     @property
@@ -34,3 +39,16 @@ class Settings:
     def cache(self) -> Path:
         """Worker-side cache of extracted bundles and environments."""
         return self.home / "cache"
+
+
+def _number(name: str, default: float, kind: type) -> Any:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise ValueError(f"{name}={raw!r} is not a positive {kind.__name__}")
+    return value

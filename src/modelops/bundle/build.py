@@ -26,8 +26,14 @@ from modelops.bundle.config import (
     BundleConfig,
     Environment,
     FileEntry,
+    RuntimeDefaults,
 )
-from modelops.bundle.discover import environment_kind, find_wire, read_pyproject
+from modelops.bundle.discover import (
+    environment_kind,
+    find_wire,
+    read_pyproject,
+    runtime_defaults,
+)
 from modelops.bundle.ignore import ignore_spec
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 from modelops.contracts.ids import canonical_json, sha256_hex
@@ -90,7 +96,12 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
         env_files,
         "sha256:" + sha256_hex(canonical_json({p: by_path[p].digest for p in env_files})),
     )
-    config = BundleConfig(files=tuple(files), environment=environment, wire=wire)
+    config = BundleConfig(
+        files=tuple(files),
+        environment=environment,
+        wire=wire,
+        runtime=RuntimeDefaults(*runtime_defaults(pyproject)),
+    )
 
     own_layer = [f for f in files if f.path in env_files or f.size >= LARGE_FILE_BYTES]
     in_tree = [f for f in files if f not in own_layer]

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.contracts import ErrorClass, Isolation, ModelOpsError
 from modelops.contracts.ids import canonical_json
 
 FORMAT_VERSION = 1
@@ -37,10 +37,20 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class RuntimeDefaults:
+    """How the bundle's author wants its processes reused (`[tool.modelops]` in pyproject);
+    a study may override both."""
+
+    isolation: Isolation = Isolation.WARM
+    max_tasks_per_process: int | None = None
+
+
+@dataclass(frozen=True)
 class BundleConfig:
     files: tuple[FileEntry, ...]
     environment: Environment
     wire: str  # "module:function"
+    runtime: RuntimeDefaults = RuntimeDefaults()
     format: int = FORMAT_VERSION
 
     def to_bytes(self) -> bytes:
@@ -49,6 +59,10 @@ class BundleConfig:
                 "format": self.format,
                 "created_by": "modelops",
                 "wire": self.wire,
+                "runtime": {
+                    "isolation": self.runtime.isolation.value,
+                    "max_tasks_per_process": self.runtime.max_tasks_per_process,
+                },
                 "environment": {
                     "kind": self.environment.kind,
                     "files": list(self.environment.files),
@@ -72,10 +86,15 @@ class BundleConfig:
                     f"(it reads format {FORMAT_VERSION}); upgrade modelops",
                 )
             env = raw["environment"]
+            runtime = raw.get("runtime", {})
             return cls(
                 files=tuple(FileEntry(**f) for f in raw["files"]),
                 environment=Environment(env["kind"], tuple(env["files"]), env["lock_digest"]),
                 wire=raw["wire"],
+                runtime=RuntimeDefaults(
+                    Isolation(runtime.get("isolation", "warm")),
+                    runtime.get("max_tasks_per_process"),
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelOpsError(

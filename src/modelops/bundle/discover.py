@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.contracts import ErrorClass, Isolation, ModelOpsError, RunLimits
 
 _WIRE_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 ENV_FILES = ("uv.lock", "requirements.txt")
@@ -101,3 +101,19 @@ def environment_kind(root: Path, pyproject: dict[str, Any]) -> tuple[str, tuple[
     if pyproject.get("project", {}).get("dependencies"):
         return "pyproject.toml", ("pyproject.toml",)
     return "none", ()
+
+
+def runtime_defaults(pyproject: dict[str, Any]) -> tuple[Isolation, int | None]:
+    """`[tool.modelops] isolation` and `max_tasks_per_process`, checked now, not on a worker."""
+    table = pyproject.get("tool", {}).get("modelops", {})
+    try:
+        limits = RunLimits(
+            isolation=table.get("isolation", "warm"),
+            max_tasks_per_process=table.get("max_tasks_per_process"),
+        )
+    except ModelOpsError as exc:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE, f"[tool.modelops] in pyproject.toml: {exc.info.message}"
+        ) from exc
+    assert limits.isolation is not None
+    return limits.isolation, limits.max_tasks_per_process

@@ -26,6 +26,8 @@ class ModelOpsWorkerPlugin(WorkerPlugin):
             source=open_store(settings),
             cache=settings.cache,
             max_idle_children=worker.state.nthreads + 1,
+            cache_max_bytes=int(settings.cache_max_gb * 2**30),
+            child_threads=settings.child_threads,
         )
 
     def teardown(self, worker: Worker) -> None:

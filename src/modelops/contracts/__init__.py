@@ -5,7 +5,7 @@ from modelops.contracts.errors import ErrorClass, ErrorInfo, ModelOpsError
 from modelops.contracts.ids import canonical_json, param_id
 from modelops.contracts.refs import BundleRef
 from modelops.contracts.seeds import derive_seeds
-from modelops.contracts.tasks import PROTOCOL_VERSION, SimReturn, SimTask
+from modelops.contracts.tasks import PROTOCOL_VERSION, Isolation, RunLimits, SimReturn, SimTask
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -14,7 +14,9 @@ __all__ = [
     "BundleRef",
     "ErrorClass",
     "ErrorInfo",
+    "Isolation",
     "ModelOpsError",
+    "RunLimits",
     "SimReturn",
     "SimTask",
     "canonical_json",

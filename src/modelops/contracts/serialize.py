@@ -16,7 +16,7 @@ from modelops.contracts.artifacts import Artifact, ArtifactKind, TableFormat
 from modelops.contracts.errors import ErrorClass, ErrorInfo, ModelOpsError
 from modelops.contracts.ids import faithful_json
 from modelops.contracts.refs import BundleRef
-from modelops.contracts.tasks import PROTOCOL_VERSION, SimReturn, SimTask
+from modelops.contracts.tasks import PROTOCOL_VERSION, RunLimits, SimReturn, SimTask
 
 _HEADER_LENGTH = struct.Struct(">I")
 
@@ -31,17 +31,20 @@ def _check_protocol(data: dict[str, Any], what: str) -> None:
 
 
 def encode_task(task: SimTask) -> bytes:
-    return faithful_json(
-        {
-            "protocol": task.protocol,
-            "bundle": str(task.bundle),
-            "entrypoint": task.entrypoint,
-            "params": task.params,
-            "seed": task.seed,
-            "config": task.config,
-            "outputs": list(task.outputs) if task.outputs is not None else None,
-        }
-    )
+    """`limits` is written only when it differs from the defaults, so tasks written before
+    limits existed keep their bytes."""
+    fields: dict[str, Any] = {
+        "protocol": task.protocol,
+        "bundle": str(task.bundle),
+        "entrypoint": task.entrypoint,
+        "params": task.params,
+        "seed": task.seed,
+        "config": task.config,
+        "outputs": list(task.outputs) if task.outputs is not None else None,
+    }
+    if task.limits != RunLimits():
+        fields["limits"] = task.limits.to_dict()
+    return faithful_json(fields)
 
 
 def decode_task(data: bytes) -> SimTask:
@@ -56,6 +59,7 @@ def decode_task(data: bytes) -> SimTask:
             seed=fields["seed"],
             config=fields["config"],
             outputs=tuple(outputs) if outputs is not None else None,
+            limits=RunLimits(**fields.get("limits", {})),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise _malformed("task", exc) from exc

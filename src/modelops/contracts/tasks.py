@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from modelops.contracts.artifacts import Artifact
@@ -16,6 +17,62 @@ PROTOCOL_VERSION = 1
 _MAX_SEED = 2**64
 
 
+class Isolation(StrEnum):
+    """How a bundle's child processes are reused: `warm` serves many tasks per process,
+    `recycle` replaces it after `max_tasks_per_process`, `cold` starts one per task (for
+    models whose native state leaks between runs)."""
+
+    WARM = "warm"
+    RECYCLE = "recycle"
+    COLD = "cold"
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """How a task may run, not what it computes: never part of the provenance key.
+    None means the bundle's own setting (isolation) or no limit."""
+
+    timeout_s: float | None = None
+    memory_limit_mb: float | None = None
+    isolation: Isolation | None = None
+    max_tasks_per_process: int | None = None
+    retries: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "memory_limit_mb", "max_tasks_per_process"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value <= 0):
+                raise ModelOpsError(ErrorClass.BAD_INPUT, f"{name} must be positive, got {value}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT, f"retries must be a whole number >= 0, got {self.retries!r}"
+            )
+        if self.isolation is not None:
+            object.__setattr__(self, "isolation", _isolation(self.isolation))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name)
+            for name in (
+                "timeout_s",
+                "memory_limit_mb",
+                "isolation",
+                "max_tasks_per_process",
+                "retries",
+            )
+        }
+
+
+def _isolation(value: object) -> Isolation:
+    try:
+        return Isolation(value)
+    except ValueError:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"isolation must be one of warm, recycle, cold; got {value!r}",
+        ) from None
+
+
 @dataclass(frozen=True)
 class SimTask:
     """Everything that decides a simulation's result, and nothing else."""
@@ -26,6 +83,7 @@ class SimTask:
     seed: int
     config: dict[str, Any] = field(default_factory=dict)
     outputs: tuple[str, ...] | None = None
+    limits: RunLimits = field(default_factory=RunLimits)
     protocol: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:

@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from modelops.bundle.cache import FetchedBundle
 from modelops.contracts import Artifact, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 from modelops.runtime import child_runner
@@ -18,6 +20,7 @@ from modelops.runtime.child_runner import read_message, write_message
 
 RUNNER = Path(child_runner.__file__)
 STARTUP_TIMEOUT_S = 300.0
+MEMORY_POLL_S = 0.05
 LOG_TAIL_BYTES = 16 * 1024
 THREAD_LIMIT_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -33,7 +36,9 @@ class WarmChild:
         self.tasks_served = 0
 
     @classmethod
-    def start(cls, python: Path, bundle: FetchedBundle, log_root: Path) -> WarmChild:
+    def start(
+        cls, python: Path, bundle: FetchedBundle, log_root: Path, threads: int = 1
+    ) -> WarmChild:
         log_root.mkdir(parents=True, exist_ok=True)
         log_dir = Path(tempfile.mkdtemp(dir=log_root, prefix=f"{bundle.ref.hex[:12]}-"))
         request_read, request_write = os.pipe()
@@ -61,7 +66,7 @@ class WarmChild:
                 stdout=startup_log,
                 stderr=subprocess.STDOUT,
                 cwd=bundle.root,
-                env=_child_env(python),
+                env=_child_env(python, threads),
                 start_new_session=True,
             )
         os.close(request_read)
@@ -73,7 +78,7 @@ class WarmChild:
         return child
 
     def _await_ready(self) -> None:
-        header, _ = self._receive(STARTUP_TIMEOUT_S, "startup")
+        header, _ = self._receive("startup", STARTUP_TIMEOUT_S)
         if header["type"] == "fatal":
             self.close()
             raise ModelOpsError.from_info(ErrorInfo.from_dict(header["error"]))
@@ -83,6 +88,20 @@ class WarmChild:
         return self.process.poll() is None
 
     def run(self, task: SimTask) -> SimReturn:
+        """One task; every failure of the task (model error, crash, timeout, memory) comes
+        back as a SimReturn. After a crash, timeout or memory kill the child is dead."""
+        try:
+            self._send_task(task)
+            header, blobs = self._receive(
+                f"task {task.task_id}", task.limits.timeout_s, task.limits.memory_limit_mb
+            )
+        except ModelOpsError as exc:
+            return SimReturn.failure(task.task_id, exc.info, logs=self.task_logs())
+        finally:
+            self.tasks_served += 1
+        return self._result(task, header, blobs)
+
+    def _send_task(self, task: SimTask) -> None:
         write_message(
             self._requests,
             {
@@ -95,8 +114,8 @@ class WarmChild:
                 "outputs": list(task.outputs) if task.outputs is not None else None,
             },
         )
-        header, blobs = self._receive(None, f"task {task.task_id}")
-        self.tasks_served += 1
+
+    def _result(self, task: SimTask, header: dict, blobs: list[bytes]) -> SimReturn:
         logs = self.task_logs()
         timings = {"wire_s": header["wire_s"]} if "wire_s" in header else {}
         if header["type"] == "error":
@@ -126,15 +145,11 @@ class WarmChild:
                 parts.append(f"--- {stream} ---\n{tail}")
         return "\n".join(parts)
 
-    def _receive(self, timeout: float | None, during: str) -> tuple[dict, list[bytes]]:
-        if timeout is not None:
-            ready, _, _ = select.select([self._responses], [], [], timeout)
-            if not ready:
-                self.close()
-                raise ModelOpsError(
-                    ErrorClass.TIMEOUT,
-                    f"child process gave no answer within {timeout:.0f} s during {during}",
-                )
+    def _receive(
+        self, during: str, timeout_s: float | None = None, memory_limit_mb: float | None = None
+    ) -> tuple[dict, list[bytes]]:
+        """The child's next message, watching the clock and its memory while waiting."""
+        self._watch(during, timeout_s, memory_limit_mb)
         try:
             message = read_message(self._responses)
         except ValueError as exc:
@@ -146,23 +161,71 @@ class WarmChild:
             raise ModelOpsError.from_info(self._crash_info(during))
         return message
 
+    def _watch(self, during: str, timeout_s: float | None, memory_limit_mb: float | None) -> None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            waits = []
+            if deadline is not None:
+                waits.append(deadline - time.monotonic())
+            if memory_limit_mb is not None:
+                waits.append(MEMORY_POLL_S)
+            wait = max(0.0, min(waits)) if waits else None
+            ready, _, _ = select.select([self._responses], [], [], wait)
+            if ready:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                self._kill()
+                raise ModelOpsError(
+                    ErrorClass.TIMEOUT,
+                    f"timeout after {timeout_s:g} s during {during}; the child process was killed",
+                    type="Timeout",
+                    traceback=self._stderr_tail(),
+                )
+            if memory_limit_mb is not None:
+                used = self._rss_mb()
+                if used > memory_limit_mb:
+                    self._kill()
+                    raise ModelOpsError(
+                        ErrorClass.OOM,
+                        f"out of memory: used {used:.0f} MB, limit {memory_limit_mb:g} MB, "
+                        f"during {during}; the child process was killed",
+                        type="MemoryLimitExceeded",
+                        traceback=self._stderr_tail(),
+                    )
+
+    def _rss_mb(self) -> float:
+        """Resident memory of the child and anything it started."""
+        try:
+            root = psutil.Process(self.process.pid)
+            processes = [root, *root.children(recursive=True)]
+            total = 0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+            return total / 2**20
+        except psutil.Error:
+            return 0.0
+
+    def _kill(self) -> None:
+        _kill_group(self.process)
+
+    def _stderr_tail(self) -> str:
+        stderr = _tail(self.log_dir / "task.stderr") or _tail(self.log_dir / "startup.log")
+        last = "\n".join(stderr.splitlines()[-20:])
+        return f"last lines of the child's stderr:\n{last}" if last else ""
+
     def _crash_info(self, during: str) -> ErrorInfo:
         try:
             code = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.close()
             code = self.process.returncode
-        if code is not None and code < 0:
-            what = f"killed by {signal.Signals(-code).name}"
-        else:
-            what = f"exit code {code}"
-        stderr = _tail(self.log_dir / "task.stderr") or _tail(self.log_dir / "startup.log")
-        last = "\n".join(stderr.splitlines()[-20:])
+        what = signal.Signals(-code).name if code is not None and code < 0 else f"exit code {code}"
         return ErrorInfo(
             ErrorClass.CRASH,
             "ChildCrashed",
-            f"child process crashed during {during}: {what}",
-            f"last lines of the child's stderr:\n{last}" if last else "",
+            f"{what}: the child process died during {during}",
+            self._stderr_tail(),
         )
 
     def close(self) -> None:
@@ -188,12 +251,12 @@ def _kill_group(process: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def _child_env(python: Path) -> dict[str, str]:
+def _child_env(python: Path, threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["VIRTUAL_ENV"] = str(python.parent.parent)
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     for name in THREAD_LIMIT_VARS:
-        env.setdefault(name, "1")
+        env.setdefault(name, str(threads))
     return env
 
 

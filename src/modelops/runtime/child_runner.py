@@ -177,6 +177,8 @@ def _run(wire: Any, request: dict[str, Any], log_dir: str) -> tuple[dict[str, An
     started = time.perf_counter()
     try:
         outputs = wire(request["entrypoint"], request["params"], request["seed"], **kwargs)
+    except MemoryError as exc:
+        raise _Fatal("oom", exc, f"out of memory: the model raised MemoryError {exc}") from exc
     except BaseException as exc:
         raise _Fatal("model", exc, f"{type(exc).__name__}: {exc}") from exc
     finally:

@@ -8,6 +8,7 @@ worker's own interpreter.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -23,6 +24,8 @@ from uv import find_uv_bin
 from modelops.bundle.cache import FetchedBundle
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.contracts.ids import canonical_json, sha256_hex
+
+ENV_RECORD = ".modelops-env.json"  # written last: what the env is for, and who built it
 
 
 def env_digest(bundle: FetchedBundle) -> str:
@@ -51,7 +54,12 @@ def ensure_env(bundle: FetchedBundle, cache: Path) -> Path:
 
 
 def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
-    work = Path(tempfile.mkdtemp(dir=home, prefix=f".partial-{final.name[:12]}-"))
+    """Build in a scratch folder renamed into place when complete; scratch folders of this
+    digest left by a build that crashed are removed first (we hold its lock)."""
+    prefix = f".partial-{final.name[:12]}-"
+    for stale in home.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(dir=home, prefix=prefix))
     venv = work / "venv"
     try:
         _uv(["venv", "--relocatable", "--python", sys.executable, str(venv)], bundle)
@@ -75,6 +83,18 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
         elif environment.kind in ("requirements.txt", "pyproject.toml"):
             source = bundle.root / environment.kind
             _uv(["pip", "install", "--python", python, "-r", str(source)], bundle)
+        (venv / ENV_RECORD).write_text(
+            json.dumps(
+                {
+                    "env_digest": env_digest(bundle),
+                    "kind": environment.kind,
+                    "lock_digest": environment.lock_digest,
+                    "python": sys.version.split()[0],
+                    "built_by_pid": os.getpid(),
+                    "built_for": str(bundle.ref),
+                }
+            )
+        )
         os.rename(venv, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)

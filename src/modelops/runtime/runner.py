@@ -1,7 +1,8 @@
-"""Run one SimTask to one SimReturn: fetch the bundle, ensure its env, use a warm child.
+"""Run one SimTask to one SimReturn: fetch the bundle, ensure its env, run it in a child.
 
 `TaskRunner.run` never raises: every failure becomes a classified error in the SimReturn,
-so a worker always hands the client something it can store and show.
+so a worker always hands the client something it can store and show. Crashes and timeouts
+are retried in a fresh child (`RunLimits.retries`, default 1); model errors never are.
 """
 
 from __future__ import annotations
@@ -11,57 +12,106 @@ from dataclasses import replace
 from pathlib import Path
 
 from modelops.bundle.cache import BundleSource, FetchedBundle, fetch_bundle
-from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
+from modelops.contracts import (
+    BundleRef,
+    ErrorClass,
+    ErrorInfo,
+    Isolation,
+    ModelOpsError,
+    SimReturn,
+    SimTask,
+)
 from modelops.runtime.child import WarmChild
 from modelops.runtime.env import ensure_env
+from modelops.runtime.eviction import evict_lru, touch
 from modelops.runtime.pool import WarmPool
+
+RETRYABLE = frozenset({ErrorClass.CRASH, ErrorClass.TIMEOUT, ErrorClass.WORKER_LOST})
 
 
 class TaskRunner:
-    def __init__(self, source: BundleSource, cache: Path, max_idle_children: int = 2) -> None:
+    def __init__(
+        self,
+        source: BundleSource,
+        cache: Path,
+        max_idle_children: int = 2,
+        cache_max_bytes: int | None = None,
+        child_threads: int = 1,
+    ) -> None:
         self.source = source
         self.cache = cache
+        self.cache_max_bytes = cache_max_bytes
+        self.child_threads = child_threads
         self.pool = WarmPool(max_idle_children)
         self._ready: dict[BundleRef, tuple[FetchedBundle, Path]] = {}
 
     def run(self, task: SimTask, worker: str = "") -> SimReturn:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        try:
-            bundle, python = self._prepare(task.bundle, timings)
-            result = self._run_in_child(task, bundle, python, timings)
-        except ModelOpsError as exc:
-            result = SimReturn.failure(task.task_id, exc.info)
-        except Exception as exc:
-            result = SimReturn.failure(
-                task.task_id, ErrorInfo.from_exception(exc, ErrorClass.INTERNAL)
-            )
+        attempts = 0
+        while True:
+            attempts += 1
+            result = self._attempt(task, timings)
+            retry = result.error is not None and result.error.error_class in RETRYABLE
+            if not retry or attempts > task.limits.retries:
+                break
         timings.update(result.timings)
+        timings["attempts"] = attempts
         timings["total_s"] = time.perf_counter() - started
         return replace(result, timings=timings, worker=worker)
 
+    def _attempt(self, task: SimTask, timings: dict[str, float]) -> SimReturn:
+        try:
+            bundle, python = self._prepare(task.bundle, timings)
+            return self._run_in_child(task, bundle, python, timings)
+        except ModelOpsError as exc:
+            return SimReturn.failure(task.task_id, exc.info)
+        except Exception as exc:
+            return SimReturn.failure(
+                task.task_id, ErrorInfo.from_exception(exc, ErrorClass.INTERNAL)
+            )
+
     def _prepare(self, ref: BundleRef, timings: dict[str, float]) -> tuple[FetchedBundle, Path]:
-        """The fetched bundle and its env's python; looked up once per bundle per worker."""
-        if ref not in self._ready:
+        """The fetched bundle and its env's python; looked up once per bundle per worker
+        (again if the cache lost it), and marked as used for eviction."""
+        ready = self._ready.get(ref)
+        if ready is None or not ready[1].exists():
             began = time.perf_counter()
             bundle = fetch_bundle(ref, self.source, self.cache)
             timings["fetch_s"] = time.perf_counter() - began
             python = ensure_env(bundle, self.cache)
             timings["env_s"] = time.perf_counter() - began - timings["fetch_s"]
-            self._ready[ref] = (bundle, python)
-        return self._ready[ref]
+            ready = self._ready[ref] = (bundle, python)
+            if self.cache_max_bytes is not None:
+                evict_lru(self.cache, self.cache_max_bytes)
+        bundle, python = ready
+        touch(bundle.root.parent)
+        touch(python.parent.parent)
+        return ready
 
     def _run_in_child(
         self, task: SimTask, bundle: FetchedBundle, python: Path, timings: dict[str, float]
     ) -> SimReturn:
         def start() -> WarmChild:
             began = time.perf_counter()
-            child = WarmChild.start(python, bundle, self.cache / "logs")
+            child = WarmChild.start(python, bundle, self.cache / "logs", self.child_threads)
             timings["start_s"] = time.perf_counter() - began
             return child
 
+        runtime = bundle.config.runtime
+        isolation = task.limits.isolation or runtime.isolation
+        if isolation is Isolation.COLD:
+            child = start()
+            try:
+                return child.run(task)
+            finally:
+                child.close()
+        max_tasks = task.limits.max_tasks_per_process or runtime.max_tasks_per_process
         with self.pool.acquire((str(python), bundle.ref.digest), start) as child:
-            return child.run(task)
+            result = child.run(task)
+            if isolation is Isolation.RECYCLE and child.tasks_served >= (max_tasks or 1):
+                child.close()
+            return result
 
     def close(self) -> None:
         self.pool.close()
