@@ -19,7 +19,14 @@ from modelops.bundle.registry import (
 from modelops.bundle.registry.credentials import store_credentials
 from modelops.bundle.sources import open_store, parse_reference, registry_client
 from modelops.cluster import open_cluster, run_tasks
-from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
+from modelops.contracts import (
+    BundleRef,
+    ErrorClass,
+    ModelOpsError,
+    RunLimits,
+    SimReturn,
+    SimTask,
+)
 from modelops.settings import Settings
 
 
@@ -127,6 +134,7 @@ def simulate(
     config: dict[str, Any] | None = None,
     outputs: Iterable[str] | None = None,
     scheduler: str | None = None,
+    limits: RunLimits | None = None,
 ) -> SimReturn:
     """Run one simulation through the full worker path (plugin, env, warm child)."""
     task = SimTask(
@@ -136,6 +144,7 @@ def simulate(
         seed,
         config or {},
         tuple(outputs) if outputs is not None else None,
+        limits or RunLimits(),
     )
     with open_cluster(scheduler, n_workers=1) as client:
         return next(run_tasks(client, [task]))

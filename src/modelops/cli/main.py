@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,14 @@ from rich.console import Console
 
 from modelops import api
 from modelops.cli.render import bundle_view, error_view, print_sim, sim_json
-from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn
+from modelops.contracts import (
+    BundleRef,
+    ErrorClass,
+    ErrorInfo,
+    ModelOpsError,
+    RunLimits,
+    SimReturn,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bundle_app = typer.Typer(no_args_is_help=True, help="Build and store bundles.")
@@ -36,6 +44,17 @@ def parse_param(text: str) -> tuple[str, Any]:
     return name.strip(), value
 
 
+_SIZE_UNITS = {"": 1, "k": 2**-10, "m": 1, "g": 2**10, "t": 2**20}
+
+
+def parse_size_mb(text: str) -> float:
+    """`512MB`, `2GB`, `1.5g` or a bare number of megabytes, in MB (binary units)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise typer.BadParameter(f"memory limit {text!r} is not a size like 512MB or 2GB")
+    return float(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
 def fail(error: ErrorInfo) -> typer.Exit:
     stderr.print(error_view(error), soft_wrap=True)
     return typer.Exit(1)
@@ -55,6 +74,15 @@ def sim(
     scheduler: Annotated[
         str | None, typer.Option(envvar="MODELOPS_SCHEDULER", help="tcp://host:8786")
     ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Kill the simulation after SECONDS.")
+    ] = None,
+    memory_limit: Annotated[
+        str | None, typer.Option("--memory-limit", help="e.g. 512MB or 2GB; killed beyond.")
+    ] = None,
+    isolation: Annotated[
+        str | None, typer.Option("--isolation", help="warm, recycle or cold.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Run one simulation of a bundle through the full worker path."""
@@ -63,8 +91,15 @@ def sim(
     error: ErrorInfo | None = None
     try:
         params = dict(parse_param(p) for p in param or [])
+        limits = RunLimits(
+            timeout_s=timeout,
+            memory_limit_mb=parse_size_mb(memory_limit) if memory_limit else None,
+            isolation=isolation,
+        )
         bundle = api.resolve(path_or_ref)
-        result = api.simulate(bundle, entrypoint, params, seed, outputs=output, scheduler=scheduler)
+        result = api.simulate(
+            bundle, entrypoint, params, seed, outputs=output, scheduler=scheduler, limits=limits
+        )
     except ModelOpsError as exc:
         error = exc.info
     except typer.BadParameter as exc:
