@@ -87,3 +87,32 @@ def test_requirements_file(tmp_path: Path, runner: TaskRunner, store: LayoutStor
     )
     env = run_env(runner, store, project)
     assert env["kind"] == "requirements.txt"
+
+
+def test_a_pinned_python_the_machine_has_is_used(
+    tmp_path: Path, runner: TaskRunner, store: LayoutStore
+) -> None:
+    import platform
+
+    minor = ".".join(platform.python_version_tuple()[:2])
+    project = write_project(
+        tmp_path / "pinned",
+        {"wire.py": SIX_WIRE, "requirements.txt": "six\n", ".python-version": f"{minor}\n"},
+    )
+    env = run_env(runner, store, project)
+    assert build_bundle(project).config.environment.files == ("requirements.txt", ".python-version")
+    assert env["kind"] == "requirements.txt"
+
+
+def test_a_pinned_python_the_machine_lacks_is_a_clear_env_build_error(
+    tmp_path: Path, runner: TaskRunner, store: LayoutStore
+) -> None:
+    project = write_project(
+        tmp_path / "pinned-missing",
+        {"wire.py": SIX_WIRE, "requirements.txt": "six\n", ".python-version": "3.4\n"},
+    )
+    ref = store.put(build_bundle(project))
+    result = runner.run(SimTask(ref, "", {}, seed=1))
+    assert result.error is not None
+    assert result.error.error_class.value == "env_build"
+    assert "3.4" in result.error.message and "\n" not in result.error.message

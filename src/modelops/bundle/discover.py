@@ -16,7 +16,7 @@ from typing import Any
 from modelops.contracts import ErrorClass, Isolation, ModelOpsError, RunLimits
 
 _WIRE_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
-ENV_FILES = ("uv.lock", "requirements.txt")
+PYTHON_VERSION_FILE = ".python-version"
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:
@@ -93,14 +93,16 @@ def _defines(path: Path, name: str) -> bool:
 
 
 def environment_kind(root: Path, pyproject: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """Which files decide the environment: a uv lock, a requirements file, or pyproject deps."""
+    """Which files decide the environment: a uv lock, a requirements file, or pyproject deps,
+    plus a `.python-version` that pins the interpreter."""
+    pinned = (PYTHON_VERSION_FILE,) if (root / PYTHON_VERSION_FILE).is_file() else ()
     if (root / "uv.lock").is_file():
-        return "uv.lock", ("pyproject.toml", "uv.lock")
+        return "uv.lock", ("pyproject.toml", "uv.lock", *pinned)
     if (root / "requirements.txt").is_file():
-        return "requirements.txt", ("requirements.txt",)
+        return "requirements.txt", ("requirements.txt", *pinned)
     if pyproject.get("project", {}).get("dependencies"):
-        return "pyproject.toml", ("pyproject.toml",)
-    return "none", ()
+        return "pyproject.toml", ("pyproject.toml", *pinned)
+    return "none", pinned
 
 
 def runtime_defaults(pyproject: dict[str, Any]) -> tuple[Isolation, int | None]:

@@ -1,7 +1,8 @@
 """The child runner: runs inside a bundle's venv and serves wire() calls over two pipes.
 
 It imports only the standard library until it imports the bundle, because the bundle's
-environment has no modelops in it. The parent imports this module too, for the framing
+environment has no modelops in it, and it runs on Python 3.8 and later, because a bundle
+may pin an older interpreter than the worker's. The parent imports this module too, for the framing
 functions, so both sides share one definition of a frame:
 
     u32 header length | u32 blob count | header (UTF-8 JSON) | (u64 blob length | blob)*
@@ -137,7 +138,7 @@ def _check_outputs(outputs: Any) -> list[tuple[str, bytes]]:
             raise _Fatal(
                 "bad_output", TypeError(repr(name)), f"wire output name {name!r} is not a string"
             )
-        if not isinstance(value, bytes | bytearray | memoryview):
+        if not isinstance(value, (bytes, bytearray, memoryview)):
             raise _Fatal(
                 "bad_output",
                 TypeError(type(value).__name__),

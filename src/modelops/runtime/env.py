@@ -22,19 +22,29 @@ from filelock import FileLock
 from uv import find_uv_bin
 
 from modelops.bundle.cache import FetchedBundle
+from modelops.bundle.discover import PYTHON_VERSION_FILE
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.contracts.ids import canonical_json, sha256_hex
 
 ENV_RECORD = ".modelops-env.json"  # written last: what the env is for, and who built it
 
 
+def pinned_python(bundle: FetchedBundle) -> str | None:
+    """The interpreter a bundle pins in `.python-version`, if it does."""
+    if PYTHON_VERSION_FILE not in bundle.config.environment.files:
+        return None
+    lines = (bundle.root / PYTHON_VERSION_FILE).read_text().splitlines()
+    return next((ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")), None)
+
+
 def env_digest(bundle: FetchedBundle) -> str:
+    python = pinned_python(bundle) or f"{sys.implementation.name}-{platform.python_version()}"
     return "sha256:" + sha256_hex(
         canonical_json(
             {
                 "lock": bundle.config.environment.lock_digest,
                 "kind": bundle.config.environment.kind,
-                "python": f"{sys.implementation.name}-{platform.python_version()}",
+                "python": python,
                 "platform": sysconfig.get_platform(),
             }
         )
@@ -62,7 +72,8 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
     work = Path(tempfile.mkdtemp(dir=home, prefix=prefix))
     venv = work / "venv"
     try:
-        _uv(["venv", "--relocatable", "--python", sys.executable, str(venv)], bundle)
+        python_request = pinned_python(bundle) or sys.executable
+        _uv(["venv", "--relocatable", "--python", python_request, str(venv)], bundle)
         environment = bundle.config.environment
         python = str(venv / "bin" / "python")
         if environment.kind == "uv.lock":
@@ -89,7 +100,7 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
                     "env_digest": env_digest(bundle),
                     "kind": environment.kind,
                     "lock_digest": environment.lock_digest,
-                    "python": sys.version.split()[0],
+                    "python": pinned_python(bundle) or sys.version.split()[0],
                     "built_by_pid": os.getpid(),
                     "built_for": str(bundle.ref),
                 }
