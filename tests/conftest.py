@@ -13,6 +13,7 @@ from distributed import Client
 from modelops.bundle import LayoutStore, build_bundle
 from modelops.cluster import open_cluster
 from modelops.contracts import BundleRef
+from modelops.runtime import TaskRunner
 from modelops.settings import Settings
 from tests.registry_servers import RunningRegistry, run_registry
 
@@ -57,6 +58,14 @@ def make_bundle(tmp_path: Path, store: LayoutStore):
         return store.put(build_bundle(root, repository=name))
 
     return make
+
+
+@pytest.fixture
+def runner(store: LayoutStore) -> Iterator[TaskRunner]:
+    """A worker's TaskRunner without Dask around it: real envs, real child processes."""
+    runner = TaskRunner(store, Settings.from_env().cache)
+    yield runner
+    runner.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -148,10 +148,3 @@ def simulate(
     )
     with open_cluster(scheduler, n_workers=1) as client:
         return next(run_tasks(client, [task]))
-
-
-def simulate_many(
-    tasks: Iterable[SimTask], scheduler: str | None = None, n_workers: int | None = None
-) -> Iterator[SimReturn]:
-    with open_cluster(scheduler, n_workers=n_workers) as client:
-        yield from run_tasks(client, tasks)

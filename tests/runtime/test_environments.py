@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from tests.conftest import write_project
 from uv import find_uv_bin
 
@@ -32,13 +30,6 @@ version = "0.1.0"
 requires-python = ">=3.11"
 dependencies = ["six"]
 """
-
-
-@pytest.fixture
-def runner(store: LayoutStore) -> Iterator[TaskRunner]:
-    runner = TaskRunner(store, Settings.from_env().cache)
-    yield runner
-    runner.close()
 
 
 def run_env(runner: TaskRunner, store: LayoutStore, project: Path) -> dict:

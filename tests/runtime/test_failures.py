@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from modelops.bundle import LayoutStore
 from modelops.contracts import BundleRef, ErrorClass, Isolation, RunLimits, SimTask
 from modelops.runtime import TaskRunner
-from modelops.settings import Settings
 
 MISBEHAVING = """
 import ctypes, json, os, sys, time
@@ -52,13 +49,6 @@ def wire(entrypoint, params, seed):
             os._exit(9)
     return {"pid": pid}
 """
-
-
-@pytest.fixture
-def runner(store: LayoutStore) -> Iterator[TaskRunner]:
-    runner = TaskRunner(store, Settings.from_env().cache)
-    yield runner
-    runner.close()
 
 
 @pytest.fixture

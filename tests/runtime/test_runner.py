@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,6 @@ def wire(entrypoint, params, seed):
         return {"answer": "forty-two"}
     return {"echo": json.dumps({"pid": os.getpid(), "params": params, "seed": seed}).encode()}
 """
-
-
-@pytest.fixture
-def runner(store: LayoutStore) -> Iterator[TaskRunner]:
-    runner = TaskRunner(store, Settings.from_env().cache)
-    yield runner
-    runner.close()
 
 
 @pytest.fixture
