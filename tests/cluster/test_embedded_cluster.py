@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from distributed import Client
+import pytest
+from distributed import Client, get_task_stream
 
 from modelops.cluster import run_tasks
 from modelops.contracts import BundleRef, ErrorClass, SimTask, derive_seeds
@@ -35,7 +36,10 @@ def test_every_task_runs_once_across_both_workers(client: Client, make_bundle) -
     assert set(client.nthreads()) == {r.worker for r in results}
 
 
-def test_submission_keeps_a_bounded_window_in_flight(client: Client, make_bundle) -> None:
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_submission_keeps_a_bounded_window_in_flight(
+    client: Client, make_bundle, batch_size: int
+) -> None:
     ref = make_bundle({"wire.py": SLOW_ECHO}, name="slow-echo")
     window = 3
     pulled = 0
@@ -49,12 +53,23 @@ def test_submission_keeps_a_bounded_window_in_flight(client: Client, make_bundle
             widest = max(widest, pulled - yielded)
             yield SimTask(ref, "", {"i": i}, seed=i)
 
-    for result in run_tasks(client, tasks(), window=window):
+    for result in run_tasks(client, tasks(), window=window, batch_size=batch_size):
         assert result.ok
         yielded += 1
 
     assert yielded == 12
-    assert widest == window
+    assert widest == window * batch_size
+
+
+def test_short_simulations_are_batched_from_measured_durations(client: Client, make_bundle) -> None:
+    ref = make_bundle({"wire.py": "def wire(e, p, s):\n    return {'s': str(s).encode()}\n"})
+    tasks = [SimTask(ref, "", {}, seed=i) for i in range(400)]
+    with get_task_stream(client) as stream:
+        results = list(run_tasks(client, tasks))
+    assert sorted(r.task_id for r in results) == sorted(t.task_id for t in tasks)
+    assert all(r.ok for r in results)
+    dask_tasks = [t for t in stream.data if t["key"].startswith("modelops-sims-")]
+    assert 2 <= len(dask_tasks) < 100  # fast sims travel many to a Dask task
 
 
 def test_model_error_reaches_the_client_with_its_remote_traceback(

@@ -35,9 +35,10 @@ class ModelOpsWorkerPlugin(WorkerPlugin):
             self.runner.close()
 
 
-def run_sim(task: SimTask) -> SimReturn:
-    """The Dask task: runs on a worker thread; never raises for a simulation's own failure."""
+def run_sim_batch(tasks: list[SimTask]) -> list[SimReturn]:
+    """The Dask task: runs a few simulations of one study on a worker thread, one after
+    another; never raises for a simulation's own failure."""
     worker = get_worker()
     plugin = worker.plugins[PLUGIN_NAME]
     assert isinstance(plugin, ModelOpsWorkerPlugin) and plugin.runner is not None
-    return plugin.runner.run(task, worker=worker.address)
+    return [plugin.runner.run(task, worker=worker.address) for task in tasks]

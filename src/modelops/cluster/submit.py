@@ -1,7 +1,9 @@
-"""Bounded submission: a window of tasks in flight, results handed back as they complete.
+"""Bounded, batched submission: a window of Dask tasks in flight, results handed back as
+they complete, short simulations grouped so scheduler overhead does not dominate them.
 
-Neither the whole study nor all its results are ever held at once: a new task is
+Neither the whole study nor all its results are ever held at once: a new batch is
 submitted only when one finishes, and each result is released from Dask once yielded.
+Leaving the iterator early (Ctrl-C, an error in the consumer) cancels what is in flight.
 """
 
 from __future__ import annotations
@@ -11,41 +13,87 @@ from collections.abc import Iterable, Iterator
 
 from distributed import Client, Future, as_completed
 
-from modelops.cluster.plugin import run_sim
+from modelops.cluster.plugin import run_sim_batch
 from modelops.contracts import ErrorClass, ErrorInfo, SimReturn, SimTask
+
+TARGET_TASK_S = 0.25  # aim for Dask tasks of about this long when sizing batches
+MAX_BATCH = 1000
+
+
+class BatchSizer:
+    """Batch size from measured simulation time: one simulation per task until there is a
+    measurement, then as many as fill about TARGET_TASK_S."""
+
+    def __init__(self, fixed: int | None = None) -> None:
+        self.fixed = fixed
+        self._mean_s: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        if self._mean_s is None:
+            self._mean_s = seconds
+        else:
+            self._mean_s = 0.8 * self._mean_s + 0.2 * seconds
+
+    @property
+    def size(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self._mean_s is None:
+            return 1
+        return max(1, min(MAX_BATCH, int(TARGET_TASK_S / max(self._mean_s, 1e-6))))
 
 
 def run_tasks(
-    client: Client, tasks: Iterable[SimTask], window: int | None = None
+    client: Client,
+    tasks: Iterable[SimTask],
+    window: int | None = None,
+    batch_size: int | None = None,
 ) -> Iterator[SimReturn]:
-    """Run `tasks` on the cluster; yields one SimReturn per task, in completion order."""
+    """Run `tasks`; yields one SimReturn per task, in completion order. `window` bounds the
+    Dask tasks in flight (default: twice the cluster's threads); `batch_size` fixes the
+    simulations per Dask task (default: sized from measured durations)."""
     if window is None:
         window = 2 * max(1, sum(client.nthreads().values()))
     pending = iter(tasks)
+    sizer = BatchSizer(batch_size)
     counter = itertools.count()
-    in_flight: dict[str, SimTask] = {}
+    in_flight: dict[str, tuple[Future, list[SimTask]]] = {}
     completed = as_completed()
 
-    def submit(task: SimTask) -> None:
-        key = f"modelops-sim-{task.task_id}-{next(counter)}"
-        in_flight[key] = task
-        completed.add(client.submit(run_sim, task, key=key, pure=False, retries=0))
+    def submit() -> bool:
+        batch = list(itertools.islice(pending, sizer.size))
+        if not batch:
+            return False
+        key = f"modelops-sims-{batch[0].task_id}-{next(counter)}"
+        future = client.submit(run_sim_batch, batch, key=key, pure=False, retries=0)
+        in_flight[key] = (future, batch)
+        completed.add(future)
+        return True
 
-    for task in itertools.islice(pending, window):
-        submit(task)
-    for future in completed:
-        task = in_flight.pop(future.key)
-        yield _result_of(future, task)
-        future.release()
-        following = next(pending, None)
-        if following is not None:
-            submit(following)
+    try:
+        for _ in range(window):
+            if not submit():
+                break
+        for future in completed:
+            _, batch = in_flight.pop(future.key)
+            results = _results_of(future, batch)
+            future.release()
+            for result in results:
+                if result.ok:
+                    sizer.observe(result.timings.get("total_s", 0.0))
+            yield from results
+            submit()
+    finally:
+        if in_flight:
+            client.cancel([future for future, _ in in_flight.values()], force=True)
 
 
-def _result_of(future: Future, task: SimTask) -> SimReturn:
+def _results_of(future: Future, batch: list[SimTask]) -> list[SimReturn]:
     try:
         return future.result()
     except Exception as exc:
         lost = type(exc).__name__ in ("KilledWorker", "CommClosedError", "FutureCancelledError")
-        error_class = ErrorClass.WORKER_LOST if lost else ErrorClass.INTERNAL
-        return SimReturn.failure(task.task_id, ErrorInfo.from_exception(exc, error_class))
+        error = ErrorInfo.from_exception(
+            exc, ErrorClass.WORKER_LOST if lost else ErrorClass.INTERNAL
+        )
+        return [SimReturn.failure(task.task_id, error) for task in batch]
