@@ -7,17 +7,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from modelops.bundle import LayoutStore, build_bundle, fetch_bundle
+from modelops.bundle import LayoutStore, fetch_bundle, publish
 from modelops.bundle.inspect import BundleDescription, describe_bundle
-from modelops.bundle.registry import (
-    Credentials,
-    PushReport,
-    RegistryClient,
-    RegistryHost,
-    push_bundle,
-)
+from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
-from modelops.bundle.sources import open_store, parse_reference, registry_client
+from modelops.bundle.sources import open_store, parse_reference
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import (
     BundleRef,
@@ -32,8 +26,7 @@ from modelops.settings import Settings
 
 def build(project: Path, repository: str | None = None, tag: str | None = None) -> BundleRef:
     """Build a bundle from a project folder and put it in the embedded bundle store."""
-    store = LayoutStore(Settings.from_env().bundle_store)
-    return store.put(build_bundle(project, repository), tag=tag)
+    return publish.store_locally(project, Settings.from_env(), repository, tag)
 
 
 def push(
@@ -47,17 +40,17 @@ def push(
     password: str | None = None,
 ) -> PushReport:
     """Build a bundle and push it to a registry (the flag, else MODELOPS_BUNDLE_REGISTRY)."""
-    settings = Settings.from_env()
-    registry = registry or settings.bundle_registry
-    if not registry:
-        raise ModelOpsError(
-            ErrorClass.BAD_INPUT,
-            "no registry given: pass --registry HOST[:PORT] or set MODELOPS_BUNDLE_REGISTRY",
-        )
-    bundle = build_bundle(project, repository)
-    client = registry_client(registry, insecure or settings.registry_insecure, username, password)
-    with client:
-        return push_bundle(bundle, client, tag=tag, force=force)
+    return publish.push_project(
+        project,
+        Settings.from_env(),
+        registry,
+        repository,
+        tag,
+        force,
+        insecure,
+        username,
+        password,
+    )
 
 
 def pull(
@@ -106,24 +99,8 @@ def login(registry: str, username: str, password: str, insecure: bool = False) -
 
 
 def resolve(path_or_ref: str) -> BundleRef:
-    """A project folder is built and published to the bundle store in use (pushed, when a
-    registry is configured); anything else must name a bundle in that store, checked here
-    so a typo fails before any cluster starts."""
-    settings = Settings.from_env()
-    if Path(path_or_ref).is_dir():
-        if settings.bundle_registry:
-            return push(Path(path_or_ref)).ref
-        return build(Path(path_or_ref))
-    if "@" not in path_or_ref and ":" not in path_or_ref:
-        raise ModelOpsError(
-            ErrorClass.BAD_REFERENCE,
-            f"{path_or_ref!r} is neither a project folder nor a bundle reference "
-            "(repository@sha256:<64 hex>, or repository:tag)",
-        )
-    store = open_store(settings)
-    ref = parse_reference(path_or_ref, store)
-    store.read_manifest(ref)
-    return ref
+    """A project folder is built and published; a reference must name a stored bundle."""
+    return publish.resolve_bundle(path_or_ref, Settings.from_env())
 
 
 def simulate(

@@ -1,0 +1,66 @@
+"""From a project folder or a reference to a stored bundle: build, store or push, locate.
+
+One place decides where a bundle goes (the registry in use, else the embedded store), so
+`mops sim FOLDER`, `mops run study.toml` and `mops bundle push` agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelops.bundle.build import build_bundle
+from modelops.bundle.layout import LayoutStore
+from modelops.bundle.registry import PushReport, push_bundle
+from modelops.bundle.sources import open_store, parse_reference, registry_client
+from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
+from modelops.settings import Settings
+
+
+def store_locally(
+    project: Path, settings: Settings, repository: str | None = None, tag: str | None = None
+) -> BundleRef:
+    return LayoutStore(settings.bundle_store).put(build_bundle(project, repository), tag=tag)
+
+
+def push_project(
+    project: Path,
+    settings: Settings,
+    registry: str | None = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    force: bool = False,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> PushReport:
+    registry = registry or settings.bundle_registry
+    if not registry:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            "no registry given: pass --registry HOST[:PORT] or set MODELOPS_BUNDLE_REGISTRY",
+        )
+    bundle = build_bundle(project, repository)
+    client = registry_client(registry, insecure or settings.registry_insecure, username, password)
+    with client:
+        return push_bundle(bundle, client, tag=tag, force=force)
+
+
+def resolve_bundle(path_or_ref: str | Path, settings: Settings) -> BundleRef:
+    """A project folder is built and published to the bundle store in use (pushed, when a
+    registry is configured); anything else must name a bundle in that store, checked here
+    so a typo fails before any cluster starts."""
+    text = str(path_or_ref)
+    if Path(text).is_dir():
+        if settings.bundle_registry:
+            return push_project(Path(text), settings).ref
+        return store_locally(Path(text), settings)
+    if "@" not in text and ":" not in text:
+        raise ModelOpsError(
+            ErrorClass.BAD_REFERENCE,
+            f"{text!r} is neither a project folder nor a bundle reference "
+            "(repository@sha256:<64 hex>, or repository:tag)",
+        )
+    store = open_store(settings)
+    ref = parse_reference(text, store)
+    store.read_manifest(ref)
+    return ref
