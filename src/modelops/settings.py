@@ -14,6 +14,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Settings:
     home: Path
+    project: Path = Path(".")  # MODELOPS_PROJECT_DIR, else the working directory
+    results_url: str | None = None  # MODELOPS_RESULTS: a folder or fsspec URL for results
     bundle_registry: str | None = None  # MODELOPS_BUNDLE_REGISTRY: a host, e.g. localhost:5000
     registry_insecure: bool = False  # MODELOPS_REGISTRY_INSECURE: plain HTTP off loopback
     cache_max_gb: float = 50.0  # MODELOPS_CACHE_MAX_GB: bundles and envs beyond are evicted, LRU
@@ -22,8 +24,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         home = os.environ.get("MODELOPS_HOME") or Path.home() / ".modelops"
+        project = os.environ.get("MODELOPS_PROJECT_DIR") or Path.cwd()
         return cls(
             home=Path(home).expanduser().resolve(),
+            project=Path(project).expanduser().resolve(),
+            results_url=os.environ.get("MODELOPS_RESULTS") or None,
             bundle_registry=os.environ.get("MODELOPS_BUNDLE_REGISTRY") or None,
             registry_insecure=os.environ.get("MODELOPS_REGISTRY_INSECURE", "") in ("1", "true"),
             cache_max_gb=_number("MODELOPS_CACHE_MAX_GB", 50.0, float),
@@ -34,6 +39,16 @@ class Settings:
     def bundle_store(self) -> Path:
         """The embedded bundle store: an OCI image-layout folder."""
         return self.home / "bundles"
+
+    @property
+    def jobs_db(self) -> Path:
+        """Job records of this project: SQLite in its `.modelops/`."""
+        return self.project / ".modelops" / "jobs.db"
+
+    @property
+    def results_root(self) -> str:
+        """Where results go: MODELOPS_RESULTS, else the project's `.modelops/results`."""
+        return self.results_url or str(self.project / ".modelops" / "results")
 
     @property
     def cache(self) -> Path:

@@ -1,0 +1,311 @@
+"""Run a study as a job: plan it, skip what the provenance cache already holds, submit the
+rest through a bounded window, stream every result into the store, keep the record current.
+
+Memory stays flat whatever the study size: simulations are planned lazily, only the tasks
+in flight are remembered, and results go to the store as they arrive. A job that stops for
+any reason (Ctrl-C, a killed client, a lost cluster) keeps everything stored so far, and
+running it again (`resume_job`) runs only what is missing or failed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import psutil
+
+from modelops import __version__
+from modelops.bundle.publish import resolve_bundle
+from modelops.cluster import open_cluster, run_tasks
+from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
+from modelops.settings import Settings
+from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
+from modelops.study import StudySpec, plan
+
+PLAN_CHUNK = 1000  # simulations looked up in the provenance cache at a time
+CHECKPOINT_S = 1.0  # how often stored results are marked in the cache and counts written
+
+
+@dataclass
+class Progress:
+    """What a progress bar shows; updated after every result."""
+
+    job_id: str
+    total: int
+    succeeded: int = 0
+    failed: int = 0
+    cached: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.cached
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def run_study(
+    spec: StudySpec,
+    settings: Settings | None = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    on_start: Callable[[JobRecord], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> JobRecord:
+    """Publish the study's bundle, record a new job, and run it to the end."""
+    settings = settings or Settings.from_env()
+    ref = _bundle_of(spec, settings)
+    records = JobRecords(settings.jobs_db)
+    store = ResultStore(settings.results_root)
+    job = records.create(
+        name=spec.name,
+        bundle=str(ref),
+        spec=spec.model_dump(mode="json"),
+        results=settings.results_root,
+        total=spec.n_simulations,
+    )
+    if on_start:
+        on_start(job)
+    return _run(job, spec, ref, settings, records, store, scheduler, n_workers, on_progress)
+
+
+def resume_job(
+    job_id: str,
+    settings: Settings | None = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> JobRecord:
+    """Run what a job has not finished: missing and failed simulations, nothing else."""
+    settings = settings or Settings.from_env()
+    records = JobRecords(settings.jobs_db)
+    job = records.get(job_id)
+    _refuse_if_running_elsewhere(job)
+    spec = StudySpec.model_validate(job.spec)
+    store = ResultStore(job.results)
+    return _run(
+        job,
+        spec,
+        BundleRef.parse(job.bundle),
+        settings,
+        records,
+        store,
+        scheduler,
+        n_workers,
+        on_progress,
+    )
+
+
+def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
+    """Stop a running job (its client process gets Ctrl-C and cancels cleanly), or mark a
+    job whose client is gone as cancelled."""
+    settings = settings or Settings.from_env()
+    records = JobRecords(settings.jobs_db)
+    job = records.get(job_id)
+    if job.state not in (JobState.PENDING, JobState.RUNNING):
+        return job
+    if job.pid and job.pid != os.getpid() and _alive(job.pid):
+        os.kill(job.pid, signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and records.get(job.job_id).state is JobState.RUNNING:
+            time.sleep(0.2)
+    job = records.get(job.job_id)
+    if job.state in (JobState.PENDING, JobState.RUNNING):
+        records.finish(job.job_id, JobState.CANCELLED)
+    return records.get(job.job_id)
+
+
+def _bundle_of(spec: StudySpec, settings: Settings) -> BundleRef:
+    folder = spec.bundle_path()
+    return resolve_bundle(folder if folder is not None else spec.bundle, settings)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _refuse_if_running_elsewhere(job: JobRecord) -> None:
+    if job.state is JobState.RUNNING and job.pid and job.pid != os.getpid() and _alive(job.pid):
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"job {job.job_id} is running in process {job.pid}; wait for it, or stop it with "
+            f"`mops jobs cancel {job.job_id}`",
+        )
+
+
+class _JobRun:
+    """The mutable state of one run of one job, driven from a single thread."""
+
+    def __init__(
+        self,
+        job: JobRecord,
+        spec: StudySpec,
+        ref: BundleRef,
+        records: JobRecords,
+        store: ResultStore,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.job = job
+        self.spec = spec
+        self.ref = ref
+        self.records = records
+        self.writer = store.writer(job.job_id)
+        self.on_progress = on_progress
+        self.progress = Progress(job.job_id, spec.n_simulations)
+        self.in_flight: dict[str, SimMeta] = {}
+        self.stored: list[str] = []
+        self.delta = {"succeeded": 0, "failed": 0, "cached": 0}
+        self.last_checkpoint = time.monotonic()
+        self.limits = spec.limits()
+        self.outputs = tuple(spec.outputs) if spec.outputs else None
+
+    def tasks(self) -> Iterator[SimTask]:
+        """The simulations still to run; cache hits are recorded here and never submitted."""
+        planned = plan(self.spec)
+        while chunk := list(itertools.islice(planned, PLAN_CHUNK)):
+            pairs = [
+                (
+                    sim,
+                    SimTask(
+                        self.ref,
+                        self.spec.entrypoint,
+                        sim.params,
+                        sim.seed,
+                        self.spec.config,
+                        self.outputs,
+                        self.limits,
+                    ),
+                )
+                for sim in chunk
+            ]
+            held = self.records.cached_results(task.task_id for _, task in pairs)
+            for sim, task in pairs:
+                meta = SimMeta(task.task_id, sim.param_set, sim.replicate, sim.seed, sim.params)
+                source = held.get(task.task_id)
+                if source == self.job.job_id:  # stored by an earlier run of this job
+                    self.progress.succeeded += 1
+                elif source is not None:
+                    self.writer.add(meta, SimReturn(task.task_id, cached=True), cached_from=source)
+                    self._count("cached")
+                else:
+                    self.in_flight[task.task_id] = meta
+                    yield task
+            self._maybe_checkpoint()
+
+    def record(self, result: SimReturn) -> None:
+        meta = self.in_flight.pop(result.task_id)
+        self.writer.add(meta, result)
+        if result.ok:
+            self.stored.append(result.task_id)
+            self._count("succeeded")
+        else:
+            self._count("failed")
+        self._maybe_checkpoint()
+
+    def _count(self, kind: str) -> None:
+        self.delta[kind] += 1
+        setattr(self.progress, kind, getattr(self.progress, kind) + 1)
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _maybe_checkpoint(self) -> None:
+        if time.monotonic() - self.last_checkpoint >= CHECKPOINT_S:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Results reach the files before the cache may point at them."""
+        self.writer.flush()
+        if self.stored:
+            self.records.record_results(self.job.job_id, self.stored)
+            self.stored = []
+        if any(self.delta.values()):
+            self.records.add_counts(self.job.job_id, **self.delta)
+            self.delta = dict.fromkeys(self.delta, 0)
+        self.last_checkpoint = time.monotonic()
+
+
+def _run(
+    job: JobRecord,
+    spec: StudySpec,
+    ref: BundleRef,
+    settings: Settings,
+    records: JobRecords,
+    store: ResultStore,
+    scheduler: str | None,
+    n_workers: int | None,
+    on_progress: ProgressCallback | None,
+) -> JobRecord:
+    records.start(job.job_id, os.getpid())
+    run = _JobRun(job, spec, ref, records, store, on_progress)
+    started = time.time()
+    state = JobState.FAILED
+    try:
+        with open_cluster(scheduler, n_workers=n_workers) as client:
+            for result in run_tasks(client, run.tasks(), batch_size=spec.resources.batch_size):
+                run.record(result)
+        state = None  # decided from the stored counts below
+    except KeyboardInterrupt:
+        state = JobState.CANCELLED
+    finally:
+        run.checkpoint()
+        run.writer.close()
+        counts = _final_counts(store, job.job_id, spec.n_simulations)
+        records.set_counts(job.job_id, counts)
+        if state is None:
+            state = _state_of(counts)
+        records.finish(job.job_id, state)
+        store.write_manifest(
+            job.job_id,
+            {
+                "job": job.job_id,
+                "name": spec.name,
+                "state": state.value,
+                "spec": spec.model_dump(mode="json"),
+                "bundle": str(ref),
+                "modelops_version": __version__,
+                "started": started,
+                "ended": time.time(),
+                "counts": {
+                    "total": counts.total,
+                    "succeeded": counts.succeeded,
+                    "failed": counts.failed,
+                    "cached": counts.cached,
+                },
+            },
+        )
+    return records.get(job.job_id)
+
+
+def _final_counts(store: ResultStore, job_id: str, total: int) -> JobCounts:
+    """Counts from what is stored: the last row of each simulation decides its status."""
+    table = (
+        store.open(job_id)
+        .simulations()
+        .unique(subset="sim_id", keep="last", maintain_order=True)
+        .group_by("status")
+        .len()
+        .collect()
+    )
+    by_status = dict(zip(table["status"].to_list(), table["len"].to_list(), strict=True))
+    return JobCounts(
+        total=total,
+        succeeded=by_status.get("succeeded", 0),
+        failed=by_status.get("failed", 0),
+        cached=by_status.get("cached", 0),
+    )
+
+
+def _state_of(counts: JobCounts) -> JobState:
+    if counts.done < counts.total:
+        return JobState.PARTIAL if counts.done else JobState.FAILED
+    if counts.failed == 0:
+        return JobState.SUCCEEDED
+    return JobState.PARTIAL if counts.failed < counts.total else JobState.FAILED
