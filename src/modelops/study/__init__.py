@@ -1,0 +1,26 @@
+"""Studies: parameter spaces, samplers, replicates and seeds, and the study file.
+
+A study file (TOML) is read into a `StudySpec`; `plan(spec)` streams its simulations
+(`PlannedSim`: params and seed per simulation). Nothing here knows how they are run.
+"""
+
+from modelops.study.errors import StudyWarning
+from modelops.study.load import load_study, parse_study
+from modelops.study.planning import PlannedSim, plan
+from modelops.study.resources import Resources
+from modelops.study.sample_cli import sample_study
+from modelops.study.space import Dimension, ParameterSpace
+from modelops.study.spec import StudySpec
+
+__all__ = [
+    "Dimension",
+    "ParameterSpace",
+    "PlannedSim",
+    "Resources",
+    "StudySpec",
+    "StudyWarning",
+    "load_study",
+    "parse_study",
+    "plan",
+    "sample_study",
+]

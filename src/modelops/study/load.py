@@ -1,0 +1,85 @@
+"""Reading a study file: TOML → StudySpec, or one line saying `file:line: field: problem`."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.study.errors import Loc, describe, dotted, unknown_field
+from modelops.study.locate import key_lines, line_of
+from modelops.study.spec import StudySpec
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_TOML_END = re.compile(r"\s*\(at end of document\)$")
+
+
+def load_study(path: Path) -> StudySpec:
+    """The study in the file at `path`; a relative bundle folder is taken from its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from some editors is not TOML
+    except FileNotFoundError:
+        raise ModelOpsError(ErrorClass.NOT_FOUND, f"study file {str(path)!r} not found") from None
+    except UnicodeDecodeError as exc:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT, f"{path}: not valid TOML: not UTF-8 text ({exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT, f"cannot read study file {str(path)!r}: {exc.strerror}"
+        ) from None
+    return parse_study(text, path)
+
+
+def parse_study(text: str, source: Path | None = None) -> StudySpec:
+    """The study in `text`; `source` names it in errors and places a relative bundle."""
+    where = str(source) if source is not None else "<study>"
+    data = _toml(text, where)
+    lines = key_lines(text)
+
+    def locate(loc: Loc) -> str:
+        return f"{where}:{line_of(lines, loc)}: {dotted(loc)}: "
+
+    if "source" in data:  # a field of the spec, but not one a file may set
+        known = [name for name in StudySpec.model_fields if name != "source"]
+        raise _bad(locate(("source",)) + unknown_field("source", known))
+    try:
+        spec = StudySpec.model_validate(data, context={"locate": locate})
+    except ValidationError as exc:
+        raise _bad(first_problem(exc, lambda loc: line_of(lines, loc), locate)) from None
+    return spec.model_copy(update={"source": Path(source) if source is not None else None})
+
+
+def first_problem(
+    exc: ValidationError, line: Callable[[Loc], int], prefix: Callable[[Loc], str]
+) -> str:
+    """The problem nearest the top of the file, as `prefix(loc) + message`: one line,
+    even when pydantic found several."""
+    problems = [describe(error) for error in exc.errors()]
+    loc, message = min(problems, key=lambda problem: line(problem[0]))
+    return prefix(loc) + message
+
+
+def _toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POSITION.search(message)
+        if match:
+            line = int(match.group(1))
+            message = f"{message[: match.start()]} (column {match.group(2)})"
+        else:
+            line = max(1, len(text.splitlines()))
+            message = _TOML_END.sub(" (at end of file)", message)
+        raise _bad(f"{where}:{line}: not valid TOML: {message}") from None
+
+
+def _bad(message: str) -> ModelOpsError:
+    return ModelOpsError(ErrorClass.BAD_INPUT, " ".join(message.split()))
