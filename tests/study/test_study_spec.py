@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelops.contracts import Isolation, RunLimits
-from modelops.study import PlannedSim, Resources, StudySpec, load_study, plan
 from modelops.contracts.sizes import parse_size_mb
+from modelops.study import PlannedSim, Resources, StudySpec, load_study, plan
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import typer
@@ -11,6 +10,7 @@ from rich.console import Console
 
 from modelops.cli.render import error_view
 from modelops.contracts import ErrorInfo
+from modelops.contracts.sizes import parse_size_mb
 
 console = Console()
 stderr = Console(stderr=True)
@@ -28,15 +28,12 @@ def parse_param(text: str) -> tuple[str, Any]:
     return name.strip(), value
 
 
-_SIZE_UNITS = {"": 1, "k": 2**-10, "m": 1, "g": 2**10, "t": 2**20}
-
-
-def parse_size_mb(text: str) -> float:
-    """`512MB`, `2GB`, `1.5g` or a bare number of megabytes, in MB (binary units)."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
-    if not match:
-        raise typer.BadParameter(f"memory limit {text!r} is not a size like 512MB or 2GB")
-    return float(match.group(1)) * _SIZE_UNITS[match.group(2)]
+def parse_size(text: str) -> float:
+    """A memory size in MB, or the usage error that says what a size looks like."""
+    try:
+        return parse_size_mb(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"memory limit {exc}") from None
 
 
 def fail(error: ErrorInfo) -> typer.Exit:

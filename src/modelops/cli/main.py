@@ -9,8 +9,10 @@ import typer
 
 from modelops import api
 from modelops.cli.bundle import bundle_app
-from modelops.cli.common import console, fail, parse_param, parse_size_mb, stderr
+from modelops.cli.common import console, fail, parse_param, parse_size, stderr
+from modelops.cli.jobs import jobs_app, results_app, run
 from modelops.cli.render import print_sim, sim_json
+from modelops.cli.study import study_app
 from modelops.contracts import (
     BundleRef,
     ErrorClass,
@@ -28,6 +30,10 @@ app = typer.Typer(
 dev_app = typer.Typer(no_args_is_help=True, help="Check an installation.")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(dev_app, name="dev")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(results_app, name="results")
+app.add_typer(study_app, name="study")
+app.command()(run)
 
 
 @app.command()
@@ -63,7 +69,7 @@ def sim(
         params = dict(parse_param(p) for p in param or [])
         limits = RunLimits(
             timeout_s=timeout,
-            memory_limit_mb=parse_size_mb(memory_limit) if memory_limit else None,
+            memory_limit_mb=parse_size(memory_limit) if memory_limit else None,
             isolation=isolation,
         )
         bundle = api.resolve(path_or_ref)

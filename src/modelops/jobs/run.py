@@ -22,6 +22,7 @@ from modelops import __version__
 from modelops.bundle.publish import resolve_bundle
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
+from modelops.results import last_attempts
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
 from modelops.study import StudySpec, plan
@@ -39,6 +40,7 @@ class Progress:
     succeeded: int = 0
     failed: int = 0
     cached: int = 0
+    running: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -157,11 +159,13 @@ class _JobRun:
         self.spec = spec
         self.ref = ref
         self.records = records
-        self.writer = store.writer(job.job_id)
+        # the provenance cache learns of a result only once a flush made it durable
+        self.writer = store.writer(
+            job.job_id, on_flush=lambda ids: records.record_results(job.job_id, ids)
+        )
         self.on_progress = on_progress
         self.progress = Progress(job.job_id, spec.n_simulations)
         self.in_flight: dict[str, SimMeta] = {}
-        self.stored: list[str] = []
         self.delta = {"succeeded": 0, "failed": 0, "cached": 0}
         self.last_checkpoint = time.monotonic()
         self.limits = spec.limits()
@@ -203,16 +207,13 @@ class _JobRun:
     def record(self, result: SimReturn) -> None:
         meta = self.in_flight.pop(result.task_id)
         self.writer.add(meta, result)
-        if result.ok:
-            self.stored.append(result.task_id)
-            self._count("succeeded")
-        else:
-            self._count("failed")
+        self._count("succeeded" if result.ok else "failed")
         self._maybe_checkpoint()
 
     def _count(self, kind: str) -> None:
         self.delta[kind] += 1
         setattr(self.progress, kind, getattr(self.progress, kind) + 1)
+        self.progress.running = len(self.in_flight)
         if self.on_progress:
             self.on_progress(self.progress)
 
@@ -221,11 +222,8 @@ class _JobRun:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Results reach the files before the cache may point at them."""
-        self.writer.flush()
-        if self.stored:
-            self.records.record_results(self.job.job_id, self.stored)
-            self.stored = []
+        """Buffered results are flushed when due; counts reach the record every second."""
+        self.writer.flush_if_due()
         if any(self.delta.values()):
             self.records.add_counts(self.job.job_id, **self.delta)
             self.delta = dict.fromkeys(self.delta, 0)
@@ -255,8 +253,8 @@ def _run(
     except KeyboardInterrupt:
         state = JobState.CANCELLED
     finally:
-        run.checkpoint()
         run.writer.close()
+        run.checkpoint()
         counts = _final_counts(store, job.job_id, spec.n_simulations)
         records.set_counts(job.job_id, counts)
         if state is None:
@@ -286,14 +284,7 @@ def _run(
 
 def _final_counts(store: ResultStore, job_id: str, total: int) -> JobCounts:
     """Counts from what is stored: the last row of each simulation decides its status."""
-    table = (
-        store.open(job_id)
-        .simulations()
-        .unique(subset="sim_id", keep="last", maintain_order=True)
-        .group_by("status")
-        .len()
-        .collect()
-    )
+    table = last_attempts(store.open(job_id).simulations()).group_by("status").len().collect()
     by_status = dict(zip(table["status"].to_list(), table["len"].to_list(), strict=True))
     return JobCounts(
         total=total,

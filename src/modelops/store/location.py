@@ -7,6 +7,7 @@ worst an ignored temporary file, never a half-written file under a final name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -63,10 +64,8 @@ class Location:
             else:
                 self.fs.mv(temporary, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):  # FileNotFoundError included
                 self.fs.rm(temporary)
-            except (FileNotFoundError, OSError):
-                pass
             raise
 
     def list_names(self, folder: str) -> list[str]:

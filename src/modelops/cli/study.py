@@ -1,0 +1,54 @@
+"""`mops study sample`: write a study file for the common cases from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelops.cli.common import fail, stderr
+from modelops.contracts import ModelOpsError
+from modelops.study import sample_study
+
+study_app = typer.Typer(no_args_is_help=True, help="Write study files.")
+
+
+@study_app.command("sample")
+def sample(
+    bundle: Annotated[str, typer.Option(help="Project folder or repository@sha256:…")],
+    out: Annotated[Path, typer.Option("--out", help="The study file to write.")],
+    sampler: Annotated[str, typer.Option(help="list, grid, uniform, lhs or sobol.")] = "sobol",
+    n: Annotated[int | None, typer.Option(help="Parameter sets (uniform, lhs, sobol).")] = None,
+    dim: Annotated[
+        list[str] | None,
+        typer.Option(help="name=LOW:HIGH, name=int:LOW:HIGH, name=log:LOW:HIGH, grid: :POINTS."),
+    ] = None,
+    fixed: Annotated[list[str] | None, typer.Option(help="name=value, repeatable.")] = None,
+    replicates: Annotated[int, typer.Option(min=1)] = 1,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    entrypoint: Annotated[str, typer.Option()] = "",
+    output: Annotated[list[str] | None, typer.Option("--output", help="Requested outputs.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Write a study file: a sampler over parameter ranges, fixed values, replicates, seed."""
+    if out.exists() and not force:
+        stderr.print(f"bad_input: {out} exists; pass --force to overwrite it", highlight=False)
+        raise typer.Exit(1)
+    try:
+        spec = sample_study(
+            bundle=bundle,
+            entrypoint=entrypoint,
+            sampler=sampler,
+            n=n,
+            dims=dim or [],
+            fixed=fixed or [],
+            replicates=replicates,
+            seed=seed,
+            outputs=output or None,
+            out=out,
+        )
+    except ModelOpsError as exc:
+        raise fail(exc.info) from None
+    out.write_text(spec.to_toml())
+    stderr.print(f"wrote {out}: {spec.n_simulations} simulations", highlight=False)

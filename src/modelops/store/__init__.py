@@ -1,0 +1,22 @@
+"""Results and their provenance: Parquet parts per job, job records and the cache index.
+
+Knows nothing of Dask: the cluster hands results in one at a time (`JobWriter.add`).
+"""
+
+from modelops.store.export import export_job
+from modelops.store.jobs import JobCounts, JobRecord, JobRecords, JobState, new_job_id
+from modelops.store.results import JobResults, ResultStore, SimMeta
+from modelops.store.writer import JobWriter
+
+__all__ = [
+    "JobCounts",
+    "JobRecord",
+    "JobRecords",
+    "JobResults",
+    "JobState",
+    "JobWriter",
+    "ResultStore",
+    "SimMeta",
+    "export_job",
+    "new_job_id",
+]

@@ -1,0 +1,176 @@
+"""The result store: each job's outputs and simulation records as Parquet parts under one
+root (a folder or an fsspec URL), and reading them back as polars LazyFrames.
+
+    <root>/jobs/<job_id>/manifest.json
+    <root>/jobs/<job_id>/outputs/<output name>/part-00000.parquet, ...
+    <root>/jobs/<job_id>/simulations/part-00000.parquet, ...
+
+Output names are percent-encoded into one path component (`location.encode_name`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.store.location import Location, check_job_id, decode_name, encode_name
+from modelops.store.parts import list_parts
+from modelops.store.rows import SIMULATIONS_SCHEMA, SimMeta
+from modelops.store.scan import Source, scan_sources
+from modelops.store.writer import JobWriter, OnFlush
+
+__all__ = ["JobResults", "JobWriter", "ResultStore", "SimMeta"]
+
+_MANIFEST = "manifest.json"
+
+
+class ResultStore:
+    """Results of every job under one root."""
+
+    def __init__(
+        self, root: str | Path, *, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.location = Location.open(root, storage_options)
+
+    @property
+    def url(self) -> str:
+        return self.location.url(self.location.root)
+
+    def job_path(self, job_id: str) -> str:
+        """The job's folder as the filesystem names it."""
+        return self.location.join("jobs", check_job_id(job_id))
+
+    def job_url(self, job_id: str) -> str:
+        """The job's folder, as a path (local) or URL (elsewhere)."""
+        return self.location.url(self.job_path(job_id))
+
+    def writer(
+        self,
+        job_id: str,
+        flush_rows: int = 2000,
+        flush_seconds: float = 5.0,
+        *,
+        flush_bytes: int = 64 * 2**20,
+        on_flush: OnFlush | None = None,
+    ) -> JobWriter:
+        """A writer appending to the job's results (after any parts already there)."""
+        return JobWriter(
+            self.location,
+            check_job_id(job_id),
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+            flush_bytes=flush_bytes,
+            on_flush=on_flush,
+        )
+
+    def write_manifest(self, job_id: str, manifest: dict[str, Any]) -> None:
+        """Replace the job's manifest atomically: readers see the old one or the new one."""
+        try:
+            data = json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT, f"manifest of job {job_id} is not JSON data: {exc}"
+            ) from exc
+        path = f"{self.job_path(job_id)}/{_MANIFEST}"
+        self.location.write_atomic(path, lambda file: file.write(data))
+
+    def read_manifest(self, job_id: str) -> dict[str, Any]:
+        path = f"{self.job_path(job_id)}/{_MANIFEST}"
+        try:
+            with self.location.fs.open(path, "rb") as file:
+                return json.loads(file.read())
+        except FileNotFoundError:
+            raise ModelOpsError(
+                ErrorClass.NOT_FOUND, f"no manifest for job '{job_id}' in {self.url}"
+            ) from None
+
+    def exists(self, job_id: str) -> bool:
+        """Whether anything is stored for the job yet (a manifest or any part)."""
+        return bool(self.location.list_names(self.job_path(job_id)))
+
+    def open(self, job_id: str, cached_from: Mapping[str, str] | None = None) -> JobResults:
+        """Read a job's results. `cached_from` (task id -> job id holding its outputs) names
+        results taken from the provenance cache; by default it is read from the job's own
+        `simulations` rows, which record where each cached result came from.
+
+        A job with nothing stored yet opens as empty (an object store has no empty folders
+        to tell it from an unknown id); `JobRecords.get` is where unknown ids are caught."""
+        return JobResults(self, check_job_id(job_id), cached_from)
+
+
+class JobResults:
+    """One job's results as LazyFrames, including rows it took from earlier jobs' results."""
+
+    def __init__(
+        self, store: ResultStore, job_id: str, cached_from: Mapping[str, str] | None = None
+    ) -> None:
+        self._store = store
+        self.job_id = job_id
+        self._cached_from = dict(cached_from) if cached_from is not None else None
+
+    def __repr__(self) -> str:
+        return f"JobResults({self._store.job_url(self.job_id)!r})"
+
+    def _output_folder(self, job_id: str, output: str) -> str:
+        return f"{self._store.job_path(job_id)}/outputs/{encode_name(output)}"
+
+    def _outputs_of(self, job_id: str) -> set[str]:
+        folder = f"{self._store.job_path(job_id)}/outputs"
+        return {decode_name(name) for name in self._store.location.list_names(folder)}
+
+    def cached_from(self) -> dict[str, str]:
+        """Task id -> the job whose stored outputs this job uses for that simulation."""
+        if self._cached_from is None:
+            rows = (
+                self.simulations()
+                .filter(pl.col("cached_from").is_not_null())
+                .select("sim_id", "cached_from")
+                .collect()
+            )
+            self._cached_from = dict(zip(rows["sim_id"], rows["cached_from"], strict=True))
+        return self._cached_from
+
+    def _sources_by_job(self) -> dict[str, frozenset[str]]:
+        by_job: dict[str, set[str]] = {}
+        for task_id, job_id in self.cached_from().items():
+            if job_id is not None and job_id != self.job_id:
+                by_job.setdefault(job_id, set()).add(task_id)
+        return {job_id: frozenset(ids) for job_id, ids in by_job.items()}
+
+    def outputs(self) -> list[str]:
+        """Names of this job's outputs, with those of the jobs it took cached results from."""
+        names = self._outputs_of(self.job_id)
+        for job_id in self._sources_by_job():
+            names |= self._outputs_of(job_id)
+        return sorted(names)
+
+    def scan(self, output: str) -> pl.LazyFrame:
+        """All rows of `output`: this job's parts plus its cached simulations' rows from the
+        jobs that stored them, relabelled with this job's id."""
+        location = self._store.location
+        sources = [Source(tuple(list_parts(location, self._output_folder(self.job_id, output))))]
+        for job_id, task_ids in sorted(self._sources_by_job().items()):
+            files = list_parts(location, self._output_folder(job_id, output))
+            sources.append(Source(tuple(files), only_sims=task_ids, as_job=self.job_id))
+        if not any(source.files for source in sources):
+            known = ", ".join(self.outputs()) or "none"
+            raise ModelOpsError(
+                ErrorClass.NOT_FOUND,
+                f"job '{self.job_id}' has no output '{output}' (outputs: {known})",
+            )
+        return scan_sources(location, sources)
+
+    def __getitem__(self, output: str) -> pl.LazyFrame:
+        return self.scan(output)
+
+    def simulations(self) -> pl.LazyFrame:
+        """One row per simulation result this job received: succeeded, failed or cached."""
+        location = self._store.location
+        files = list_parts(location, f"{self._store.job_path(self.job_id)}/simulations")
+        empty = pl.DataFrame(SIMULATIONS_SCHEMA.empty_table()).schema
+        return scan_sources(location, [Source(tuple(files))], empty=empty)

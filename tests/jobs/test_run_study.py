@@ -1,0 +1,245 @@
+"""Studies end to end: run, cache, resume, cancel, results in polars, the CLI a user types."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from tests.conftest import write_project
+
+from modelops import results
+from modelops.jobs import resume_job, run_study
+from modelops.settings import Settings
+from modelops.store import JobRecords, JobState
+from modelops.study import load_study
+
+MODEL = """
+import io, json, os, time
+import pyarrow as pa
+
+def wire(entrypoint, params, seed):
+    if params.get("fail_beta") is not None and params["beta"] >= params["fail_beta"]:
+        raise ValueError(f"beta {params['beta']} too high")
+    time.sleep(params.get("sleep", 0))
+    table = pa.table({"day": [0, 1, 2], "cases": [seed % 7, seed % 11, seed % 13]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return {"incidence": sink.getvalue().to_pybytes(),
+            "meta": json.dumps({"pid": os.getpid()}).encode()}
+"""
+
+
+def study_file(root: Path, body: str) -> Path:
+    write_project(root / "model", {"wire.py": MODEL, "requirements.txt": "pyarrow\n"})
+    path = root / "study.toml"
+    path.write_text(textwrap.dedent(body).lstrip())
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder whose .modelops/ holds this test's job records and results."""
+    monkeypatch.setenv("MODELOPS_PROJECT_DIR", str(tmp_path))
+    return tmp_path
+
+
+GRID = """
+    name = "grid"
+    bundle = "model"
+    seed = 7
+    replicates = 3
+    [parameters]
+    sampler = "grid"
+    [parameters.dims.beta]
+    type = "float"
+    low = 0.1
+    high = 0.5
+    points = 4
+    [parameters.fixed]
+    days = 3
+    [resources]
+    batch_size = 2
+"""
+
+
+def test_a_study_runs_stores_and_reruns_from_the_cache(project: Path) -> None:
+    spec = load_study(study_file(project, GRID))
+    first = run_study(spec, n_workers=2)
+    again = run_study(spec, n_workers=2)
+
+    assert first.state is JobState.SUCCEEDED
+    assert (first.counts.total, first.counts.succeeded, first.counts.cached) == (12, 12, 0)
+    assert again.state is JobState.SUCCEEDED
+    assert (again.counts.succeeded, again.counts.cached) == (0, 12)
+
+    for job in (first, again):
+        opened = results.open(job.job_id)
+        incidence = opened["incidence"].collect()
+        assert incidence.height == 12 * 3
+        assert set(incidence["job_id"]) == {job.job_id}
+        assert sorted(incidence["beta"].unique().to_list()) == pytest.approx(
+            [0.1, 0.1 + 0.4 / 3, 0.1 + 0.8 / 3, 0.5]
+        )
+        assert set(incidence["days"]) == {3}
+        assert incidence.group_by("sim_id").len()["len"].to_list() == [3] * 12
+        sims = opened.simulations().collect()
+        assert sims.height == 12
+    first_rows = results.open(first.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
+    again_rows = results.open(again.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
+    assert first_rows.collect().equals(again_rows.collect())
+
+
+def test_seeds_are_stable_across_runs_and_distinct(project: Path) -> None:
+    spec = load_study(study_file(project, GRID))
+    job = run_study(spec, n_workers=1)
+    sims = results.open(job.job_id).simulations().collect()
+    assert sims["seed"].n_unique() == 12
+    replan = load_study(project / "study.toml")
+    from modelops.study import plan
+
+    assert sorted(sims["seed"].to_list()) == sorted(p.seed for p in plan(replan))
+
+
+FAILING = """
+    bundle = "model"
+    [parameters]
+    sampler = "list"
+    [[parameters.sets]]
+    beta = 0.1
+    [[parameters.sets]]
+    beta = 0.9
+    [parameters.fixed]
+    fail_beta = 0.5
+"""
+
+
+def test_failed_simulations_are_recorded_and_retried_on_resume(project: Path) -> None:
+    path = study_file(project, FAILING)
+    job = run_study(load_study(path), n_workers=1)
+    assert job.state is JobState.PARTIAL
+    assert (job.counts.succeeded, job.counts.failed) == (1, 1)
+    sims = results.open(job.job_id).simulations().collect()
+    failed = sims.filter(pl.col("status") == "failed").row(0, named=True)
+    assert failed["error_class"] == "model"
+    assert "beta 0.9 too high" in failed["error_message"]
+
+    resumed = resume_job(job.job_id, n_workers=1)  # the model still fails: ran again, not cached
+    assert resumed.job_id == job.job_id
+    assert (resumed.counts.succeeded, resumed.counts.failed) == (1, 1)
+    again = results.open(job.job_id).simulations().collect()
+    assert again.height == 2
+
+
+def mops(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MODELOPS_PROJECT_DIR": str(project)}
+    return subprocess.run(
+        [sys.executable, "-m", "modelops.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=project,
+    )
+
+
+SLOW = """
+    name = "slow"
+    bundle = "model"
+    replicates = 40
+    [parameters]
+    sampler = "list"
+    [[parameters.sets]]
+    beta = 0.2
+    [parameters.fixed]
+    sleep = 0.1
+    [resources]
+    batch_size = 1
+"""
+
+
+def test_interrupted_run_keeps_its_results_and_resumes_only_what_is_missing(
+    project: Path,
+) -> None:
+    path = study_file(project, SLOW)
+    env = {**os.environ, "MODELOPS_PROJECT_DIR": str(project)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelops.cli", "run", str(path), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=project,
+    )
+    records = JobRecords(Settings.from_env().jobs_db)
+    deadline = time.monotonic() + 120
+    job = None
+    while time.monotonic() < deadline:
+        jobs = records.list() if Settings.from_env().jobs_db.exists() else []
+        if jobs and jobs[0].counts.done >= 5:
+            job = jobs[0]
+            break
+        time.sleep(0.2)
+    assert job is not None, process.communicate()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"job: {job.job_id}" in out
+    cancelled = records.get(job.job_id)
+    assert cancelled.state is JobState.CANCELLED
+    kept = cancelled.counts.succeeded
+    assert 5 <= kept < 40
+
+    resumed = mops(project, "jobs", "resume", job.job_id, "--workers", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    shown = json.loads(mops(project, "jobs", "show", job.job_id, "--json").stdout)
+    assert shown["state"] == "succeeded"
+    assert shown["counts"] == {"total": 40, "succeeded": 40, "failed": 0, "cached": 0}
+    sims = results.open(job.job_id).simulations().collect()
+    assert sims.height == 40 and sims["sim_id"].n_unique() == 40
+
+
+def test_the_cli_runs_a_study_and_shows_and_exports_results(project: Path) -> None:
+    path = study_file(project, GRID)
+    ran = mops(project, "run", str(path), "--workers", "2")
+    assert ran.returncode == 0, ran.stderr
+    job_id = ran.stdout.strip().splitlines()[-1].removeprefix("job: ")
+    shown = json.loads(mops(project, "jobs", "show", job_id, "--json").stdout)
+    assert shown["job"] == job_id and shown["state"] == "succeeded"
+    assert shown["counts"] == {"total": 12, "succeeded": 12, "failed": 0, "cached": 0}
+    assert shown["bundle"].startswith("model@sha256:")
+
+    listed = mops(project, "jobs", "list")
+    assert job_id in listed.stdout
+    table = mops(project, "results", "show", job_id, "incidence", "--limit", "5")
+    assert table.returncode == 0, table.stderr
+    assert "incidence: 36 rows" in table.stdout
+    out = project / "export"
+    exported = mops(project, "results", "export", job_id, "--format", "csv", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    csv = pl.read_csv(out / "incidence.csv")
+    assert csv.height == 36
+
+    missing = mops(project, "results", "show", job_id, "prevalence")
+    assert missing.returncode != 0
+    assert "has no output 'prevalence'" in missing.stderr + missing.stdout
+
+
+def test_bad_study_files_are_refused_with_file_line_and_field(project: Path) -> None:
+    path = study_file(project, GRID.replace("high = 0.5", "high = 0.05"))
+    done = mops(project, "run", str(path))
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(f"bad_input: {path}:")
+    assert "parameters.dims.beta" in done.stderr
+    assert (
+        not (project / ".modelops" / "jobs.db").exists()
+        or "grid" not in mops(project, "jobs", "list").stdout
+    )
