@@ -113,8 +113,13 @@ class SimTask:
 
     @property
     def task_id(self) -> str:
-        """128-bit id of the provenance key; the repository name is not part of it."""
-        return sha256_hex(canonical_json(self.provenance()))[:32]
+        """128-bit id of the provenance key; the repository name is not part of it.
+        Computed once: a study asks for it several times per simulation."""
+        cached = self.__dict__.get("_task_id")
+        if cached is None:
+            cached = sha256_hex(canonical_json(self.provenance()))[:32]
+            object.__setattr__(self, "_task_id", cached)
+        return cached
 
 
 @dataclass(frozen=True)

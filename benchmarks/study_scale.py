@@ -1,0 +1,137 @@
+"""A study of many 1 ms simulations on the embedded cluster (2 worker processes), against
+the ideal (model CPU time / cores) and against bare Dask `client.map` of the same function;
+then the same study again (all cached), the client's peak memory, and the store's cost per
+simulation.
+
+    python benchmarks/study_scale.py [--sims 20000]
+    python benchmarks/study_scale.py --sims 200000 --skip-bare   # the memory case
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+MODEL = """
+import time
+
+def busy(seed):
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    return seed
+
+def wire(entrypoint, params, seed):
+    busy(seed)
+    return {"seed": str(seed).encode()}
+"""
+
+STUDY = """
+name = "scale"
+bundle = "model"
+replicates = {sims}
+[parameters]
+sampler = "list"
+[[parameters.sets]]
+beta = 0.3
+"""
+
+
+def busy_1ms(seed: int) -> int:
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    return seed
+
+
+def bare_dask(sims: int, workers: int) -> float:
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        client.submit(busy_1ms, -1).result()
+        started = time.perf_counter()
+        futures = client.map(busy_1ms, range(sims))
+        client.gather(futures)
+        return time.perf_counter() - started
+
+
+def store_cost(root: Path, sims: int) -> float:
+    """Seconds per simulation for JobWriter alone: buffer, flush to Parquet, index."""
+    from modelops.contracts import Artifact, SimReturn
+    from modelops.store import ResultStore, SimMeta
+
+    writer = ResultStore(str(root / "store-cost")).writer("cost")
+    started = time.perf_counter()
+    for i in range(sims):
+        result = SimReturn(
+            f"{i:032x}", {"seed": Artifact.from_bytes(str(i).encode())}, timings={"total_s": 0.001}
+        )
+        writer.add(SimMeta(f"{i:032x}", 0, i, i, {"beta": 0.3}), result)
+    writer.close()
+    return (time.perf_counter() - started) / sims
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sims", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-bare", action="store_true", help="skip the client.map baseline")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        os.environ["MODELOPS_PROJECT_DIR"] = str(root)
+        os.environ.setdefault("MODELOPS_HOME", str(root / "home"))
+        (root / "model").mkdir()
+        (root / "model" / "wire.py").write_text(textwrap.dedent(MODEL))
+        (root / "study.toml").write_text(STUDY.format(sims=args.sims))
+
+        from modelops.jobs import run_study
+        from modelops.study import load_study
+
+        spec = load_study(root / "study.toml")
+        run_study(
+            load_study(root / "study.toml").model_copy(update={"replicates": 50, "seed": 1}),
+            n_workers=args.workers,
+        )  # warm the bundle's environment and the cache
+        started = time.perf_counter()
+        job = run_study(spec, n_workers=args.workers)
+        ours = time.perf_counter() - started
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started = time.perf_counter()
+        again = run_study(spec, n_workers=args.workers)
+        rerun = time.perf_counter() - started
+        bare = None if args.skip_bare else bare_dask(args.sims, args.workers)
+        per_sim_store = store_cost(root, min(args.sims, 50_000))
+
+    ideal = args.sims * 0.001 / args.workers
+    print(
+        f"{args.sims} simulations of a 1 ms model, {args.workers} workers, "
+        f"python {sys.version.split()[0]}"
+    )
+    print(
+        f"  job {job.job_id}: {job.state.value}, {job.counts.succeeded} succeeded; "
+        f"re-run {again.counts.cached} cached"
+    )
+    print(f"ideal (CPU time / workers)          {ideal:8.2f} s")
+    print(f"modelops run (incl. cluster start)  {ours:8.2f} s   {ideal / ours:6.1%} of ideal")
+    print(
+        f"bare dask client.map                {bare:8.2f} s   {ideal / bare:6.1%} of ideal   "
+        f"(modelops / bare: {ours / bare:.2f}x)"
+    )
+    print(f"re-run, everything cached           {rerun:8.2f} s   {rerun / ours:6.1%} of the first")
+    print(f"client peak RSS                     {rss_mb:8.0f} MB")
+    print(f"store cost per simulation           {per_sim_store * 1e6:8.1f} us")
+
+
+if __name__ == "__main__":
+    main()
