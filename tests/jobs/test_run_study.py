@@ -243,3 +243,12 @@ def test_bad_study_files_are_refused_with_file_line_and_field(project: Path) -> 
         not (project / ".modelops" / "jobs.db").exists()
         or "grid" not in mops(project, "jobs", "list").stdout
     )
+
+
+def test_a_bundle_that_does_not_exist_is_named_with_its_line(project: Path) -> None:
+    missing = "model@sha256:" + "0" * 64
+    path = study_file(project, GRID.replace('bundle = "model"', f'bundle = "{missing}"'))
+    done = mops(project, "run", str(path))
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(f"not_found: {path}:2: bundle: bundle {missing}")
+    assert not (project / ".modelops" / "jobs.db").exists()

@@ -25,7 +25,7 @@ from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, 
 from modelops.results import last_attempts
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
-from modelops.study import StudySpec, plan
+from modelops.study import StudySpec, field_problem, plan
 
 PLAN_CHUNK = 1000  # simulations looked up in the provenance cache at a time
 CHECKPOINT_S = 1.0  # how often stored results are marked in the cache and counts written
@@ -123,8 +123,12 @@ def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
 
 
 def _bundle_of(spec: StudySpec, settings: Settings) -> BundleRef:
+    """Built and published, or located, before any job exists; a problem names the line."""
     folder = spec.bundle_path()
-    return resolve_bundle(folder if folder is not None else spec.bundle, settings)
+    try:
+        return resolve_bundle(folder if folder is not None else spec.bundle, settings)
+    except ModelOpsError as exc:
+        raise field_problem(spec, "bundle", exc) from None
 
 
 def _alive(pid: int) -> bool:

@@ -5,7 +5,7 @@ A study file (TOML) is read into a `StudySpec`; `plan(spec)` streams its simulat
 """
 
 from modelops.study.errors import StudyWarning
-from modelops.study.load import load_study, parse_study
+from modelops.study.load import field_problem, load_study, parse_study
 from modelops.study.planning import PlannedSim, plan
 from modelops.study.resources import Resources
 from modelops.study.sample_cli import sample_study
@@ -19,6 +19,7 @@ __all__ = [
     "Resources",
     "StudySpec",
     "StudyWarning",
+    "field_problem",
     "load_study",
     "parse_study",
     "plan",

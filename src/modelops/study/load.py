@@ -83,3 +83,20 @@ def _toml(text: str, where: str) -> dict[str, Any]:
 
 def _bad(message: str) -> ModelOpsError:
     return ModelOpsError(ErrorClass.BAD_INPUT, " ".join(message.split()))
+
+
+def field_problem(spec: StudySpec, field: str, problem: ModelOpsError) -> ModelOpsError:
+    """A problem found after loading (a bundle that does not exist, say) said the way a
+    loading error is: `file:line: field: message`, with the original class."""
+    if spec.source is None:
+        return problem
+    try:
+        line = line_of(key_lines(spec.source.read_text(encoding="utf-8-sig")), (field,))
+    except OSError:
+        line = 1
+    return ModelOpsError(
+        problem.info.error_class,
+        f"{spec.source}:{line}: {field}: {problem.info.message}",
+        type=problem.info.type,
+        traceback=problem.info.traceback,
+    )
