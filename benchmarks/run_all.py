@@ -9,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["warm_dispatch.py", "runtime_modes.py", "registry_transfer.py"]
+BENCHMARKS = [
+    "warm_dispatch.py",
+    "runtime_modes.py",
+    "registry_transfer.py",
+    "study_scale.py",
+]
 
 if __name__ == "__main__":
     here = Path(__file__).parent
