@@ -252,3 +252,70 @@ def test_a_bundle_that_does_not_exist_is_named_with_its_line(project: Path) -> N
     assert done.returncode == 1
     assert done.stderr.strip().startswith(f"not_found: {path}:2: bundle: bundle {missing}")
     assert not (project / ".modelops" / "jobs.db").exists()
+
+
+def test_a_killed_client_leaves_a_job_that_resumes(project: Path) -> None:
+    path = study_file(project, SLOW)
+    env = {**os.environ, "MODELOPS_PROJECT_DIR": str(project)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelops.cli", "run", str(path), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=project,
+        start_new_session=True,
+    )
+    records = JobRecords(Settings.from_env().jobs_db)
+    deadline = time.monotonic() + 120
+    job = None
+    while time.monotonic() < deadline and job is None:
+        jobs = records.list()
+        job = jobs[0] if jobs and jobs[0].counts.done >= 5 else None
+        time.sleep(0.2)
+    assert job is not None
+    os.killpg(process.pid, signal.SIGKILL)  # the client and its embedded cluster, at once
+    process.wait(timeout=60)
+    assert records.get(job.job_id).state is JobState.RUNNING  # nobody lived to say otherwise
+
+    resumed = resume_job(job.job_id, n_workers=1)
+    assert resumed.state is JobState.SUCCEEDED
+    assert resumed.counts.succeeded == 40
+    sims = results.open(job.job_id).simulations().collect()
+    assert sims["sim_id"].n_unique() == 40
+
+
+def test_from_sample_to_results_as_the_readme_shows(project: Path) -> None:
+    write_project(project / "model", {"wire.py": MODEL, "requirements.txt": "pyarrow\n"})
+    sampled = mops(
+        project,
+        "study",
+        "sample",
+        "--bundle",
+        "model",
+        "--sampler",
+        "lhs",
+        "--n",
+        "4",
+        "--dim",
+        "beta=0.1:0.9",
+        "--dim",
+        "population=int:100:200",
+        "--fixed",
+        "days=3",
+        "--replicates",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        "study.toml",
+    )
+    assert sampled.returncode == 0, sampled.stderr
+    spec = load_study(project / "study.toml")
+    assert spec.n_simulations == 8
+    ran = mops(project, "run", "study.toml", "--workers", "2")
+    assert ran.returncode == 0, ran.stderr
+    job_id = ran.stdout.strip().splitlines()[-1].removeprefix("job: ")
+    frame = results.open(job_id)["incidence"].collect()
+    assert frame.height == 8 * 3
+    assert frame["population"].dtype == pl.Int64
+    assert frame["beta"].min() >= 0.1 and frame["beta"].max() <= 0.9
