@@ -27,7 +27,7 @@ from modelops.contracts import ModelOpsError
 from modelops.jobs import Progress as JobProgress
 from modelops.jobs import cancel_job, resume_job, run_study
 from modelops.settings import Settings
-from modelops.store import JobRecord, JobRecords, JobState
+from modelops.store import JobRecord, JobRecords, JobState, ResultStore
 from modelops.store.export import export_job
 from modelops.study import StudyWarning, load_study
 
@@ -90,7 +90,11 @@ def _summary(job: JobRecord) -> None:
     counts = job.counts
     table.add_row(*(str(v) for v in (counts.total, counts.succeeded, counts.failed, counts.cached)))
     console.print(table)
-    console.print(f"results  {job.results}", highlight=False, soft_wrap=True)
+    console.print(f"results  {_results_url(job)}", highlight=False, soft_wrap=True)
+
+
+def _results_url(job: JobRecord) -> str:
+    return ResultStore(job.results).job_url(job.job_id)
 
 
 def _finish(job: JobRecord) -> None:
@@ -139,7 +143,7 @@ def _jobs_json(job: JobRecord) -> dict:
             "cached": job.counts.cached,
         },
         "bundle": job.bundle,
-        "results": job.results,
+        "results": _results_url(job),
         "created": job.created,
         "started": job.started,
         "ended": job.ended,
@@ -238,6 +242,7 @@ def results_show(
             frame = opened.simulations() if name == "simulations" else opened[name]
             title = name
         shown = frame.head(limit).collect()
+        shown = shown.drop([c for c in ("job_id",) if c in shown.columns])  # one value: the job
         total = frame.select(pl.len()).collect().item()
     except ModelOpsError as exc:
         raise fail(exc.info) from None
@@ -252,6 +257,8 @@ def results_show(
 def _cell(value: object) -> str:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
+    if isinstance(value, float):
+        return f"{value:.6g}"
     text = str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

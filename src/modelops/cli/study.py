@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from modelops.cli.common import fail, stderr
 from modelops.contracts import ModelOpsError
-from modelops.study import sample_study
+from modelops.study import StudyWarning, sample_study
 
 study_app = typer.Typer(no_args_is_help=True, help="Write study files.")
 
@@ -36,19 +37,23 @@ def sample(
         stderr.print(f"bad_input: {out} exists; pass --force to overwrite it", highlight=False)
         raise typer.Exit(1)
     try:
-        spec = sample_study(
-            bundle=bundle,
-            entrypoint=entrypoint,
-            sampler=sampler,
-            n=n,
-            dims=dim or [],
-            fixed=fixed or [],
-            replicates=replicates,
-            seed=seed,
-            outputs=output or None,
-            out=out,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StudyWarning)
+            spec = sample_study(
+                bundle=bundle,
+                entrypoint=entrypoint,
+                sampler=sampler,
+                n=n,
+                dims=dim or [],
+                fixed=fixed or [],
+                replicates=replicates,
+                seed=seed,
+                outputs=output or None,
+                out=out,
+            )
     except ModelOpsError as exc:
         raise fail(exc.info) from None
+    for warning in caught:
+        stderr.print(f"warning: {warning.message}", highlight=False, soft_wrap=True)
     out.write_text(spec.to_toml())
     stderr.print(f"wrote {out}: {spec.n_simulations} simulations", highlight=False)
