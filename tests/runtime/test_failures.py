@@ -111,7 +111,7 @@ def test_a_child_growing_past_its_memory_limit_is_killed(
 ) -> None:
     grown = runner.run(task(misbehaving, "grow", memory_limit_mb=300, timeout_s=60))
     assert grown.error is not None
-    assert grown.error.error_class is ErrorClass.OOM
+    assert grown.error.error_class is ErrorClass.OOM, grown.error
     message = grown.error.message
     assert message.startswith("out of memory: used ") and ", limit 300 MB" in message
     used = float(message.removeprefix("out of memory: used ").split(" MB")[0])
