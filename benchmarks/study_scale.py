@@ -124,10 +124,11 @@ def main() -> None:
     )
     print(f"ideal (CPU time / workers)          {ideal:8.2f} s")
     print(f"modelops run (incl. cluster start)  {ours:8.2f} s   {ideal / ours:6.1%} of ideal")
-    print(
-        f"bare dask client.map                {bare:8.2f} s   {ideal / bare:6.1%} of ideal   "
-        f"(modelops / bare: {ours / bare:.2f}x)"
-    )
+    if bare is not None:
+        print(
+            f"bare dask client.map                {bare:8.2f} s   {ideal / bare:6.1%} of ideal"
+            f"   (modelops / bare: {ours / bare:.2f}x)"
+        )
     print(f"re-run, everything cached           {rerun:8.2f} s   {rerun / ours:6.1%} of the first")
     print(f"client peak RSS                     {rss_mb:8.0f} MB")
     print(f"store cost per simulation           {per_sim_store * 1e6:8.1f} us")
