@@ -18,7 +18,7 @@ from tests.conftest import write_project
 from modelops import results
 from modelops.jobs import resume_job, run_study
 from modelops.settings import Settings
-from modelops.store import JobRecords, JobState
+from modelops.store import JobRecord, JobRecords, JobState
 from modelops.study import load_study
 
 MODEL = """
@@ -166,28 +166,35 @@ SLOW = """
 """
 
 
+def start_run(project: Path, study: Path, **popen: object) -> subprocess.Popen:
+    """`mops run` in the background, as a user's terminal would run it."""
+    env = {**os.environ, "MODELOPS_PROJECT_DIR": str(project)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "modelops.cli", "run", str(study), "--workers", "1"],
+        env=env,
+        cwd=project,
+        **popen,
+    )
+
+
+def wait_for_progress(records: JobRecords, done: int, timeout_s: float = 120) -> JobRecord | None:
+    """The newest job once it has `done` simulations recorded, or None on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        jobs = records.list() if records.path.exists() else []
+        if jobs and jobs[0].counts.done >= done:
+            return jobs[0]
+        time.sleep(0.2)
+    return None
+
+
 def test_interrupted_run_keeps_its_results_and_resumes_only_what_is_missing(
     project: Path,
 ) -> None:
     path = study_file(project, SLOW)
-    env = {**os.environ, "MODELOPS_PROJECT_DIR": str(project)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelops.cli", "run", str(path), "--workers", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=project,
-    )
+    process = start_run(project, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     records = JobRecords(Settings.from_env().jobs_db)
-    deadline = time.monotonic() + 120
-    job = None
-    while time.monotonic() < deadline:
-        jobs = records.list() if Settings.from_env().jobs_db.exists() else []
-        if jobs and jobs[0].counts.done >= 5:
-            job = jobs[0]
-            break
-        time.sleep(0.2)
+    job = wait_for_progress(records, done=5)
     assert job is not None, process.communicate()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -256,22 +263,15 @@ def test_a_bundle_that_does_not_exist_is_named_with_its_line(project: Path) -> N
 
 def test_a_killed_client_leaves_a_job_that_resumes(project: Path) -> None:
     path = study_file(project, SLOW)
-    env = {**os.environ, "MODELOPS_PROJECT_DIR": str(project)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelops.cli", "run", str(path), "--workers", "1"],
+    process = start_run(
+        project,
+        path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=project,
         start_new_session=True,
     )
     records = JobRecords(Settings.from_env().jobs_db)
-    deadline = time.monotonic() + 120
-    job = None
-    while time.monotonic() < deadline and job is None:
-        jobs = records.list()
-        job = jobs[0] if jobs and jobs[0].counts.done >= 5 else None
-        time.sleep(0.2)
+    job = wait_for_progress(records, done=5)
     assert job is not None
     os.killpg(process.pid, signal.SIGKILL)  # the client and its embedded cluster, at once
     process.wait(timeout=60)
