@@ -37,7 +37,12 @@ class WarmChild:
 
     @classmethod
     def start(
-        cls, python: Path, bundle: FetchedBundle, log_root: Path, threads: int = 1
+        cls,
+        python: Path,
+        bundle: FetchedBundle,
+        log_root: Path,
+        threads: int = 1,
+        sdk: Path | None = None,
     ) -> WarmChild:
         log_root.mkdir(parents=True, exist_ok=True)
         log_dir = Path(tempfile.mkdtemp(dir=log_root, prefix=f"{bundle.ref.hex[:12]}-"))
@@ -60,6 +65,7 @@ class WarmChild:
                     str(response_write),
                     "--logs",
                     str(log_dir),
+                    *(["--sdk", str(sdk)] if sdk else []),
                 ],
                 pass_fds=(request_read, response_write),
                 stdin=subprocess.DEVNULL,

@@ -181,7 +181,11 @@ def _run(wire: Any, request: dict[str, Any], log_dir: str) -> tuple[dict[str, An
     except MemoryError as exc:
         raise _Fatal("oom", exc, f"out of memory: the model raised MemoryError {exc}") from exc
     except BaseException as exc:
-        raise _Fatal("model", exc, f"{type(exc).__name__}: {exc}") from exc
+        # the SDK marks the caller's mistakes (bad params, unknown output) with their class
+        error_class = getattr(exc, "modelops_error_class", "model")
+        if error_class not in ("bad_input", "bad_output"):
+            error_class = "model"
+        raise _Fatal(error_class, exc, f"{type(exc).__name__}: {exc}") from exc
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -203,12 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--responses", type=int, required=True)
     parser.add_argument("--logs", required=True)
+    parser.add_argument("--sdk", help="a folder holding the worker's modelops package")
     args = parser.parse_args(argv)
 
     requests = os.fdopen(args.requests, "rb")
     responses = os.fdopen(args.responses, "wb")
     os.chdir(args.bundle)
     sys.path.insert(0, args.bundle)
+    if args.sdk:  # after the bundle and its environment: they win if they ship their own
+        sys.path.append(args.sdk)
     try:
         wire = _load_wire(args.wire, args.bundle)
     except _Fatal as fatal:

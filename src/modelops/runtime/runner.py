@@ -25,6 +25,7 @@ from modelops.runtime.child import WarmChild
 from modelops.runtime.env import ensure_env
 from modelops.runtime.eviction import evict_lru, touch
 from modelops.runtime.pool import WarmPool
+from modelops.runtime.sdk_link import sdk_folder
 
 RETRYABLE = frozenset({ErrorClass.CRASH, ErrorClass.TIMEOUT, ErrorClass.WORKER_LOST})
 
@@ -94,7 +95,9 @@ class TaskRunner:
     ) -> SimReturn:
         def start() -> WarmChild:
             began = time.perf_counter()
-            child = WarmChild.start(python, bundle, self.cache / "logs", self.child_threads)
+            child = WarmChild.start(
+                python, bundle, self.cache / "logs", self.child_threads, sdk_folder(self.cache)
+            )
             timings["start_s"] = time.perf_counter() - began
             return child
 
