@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,8 @@ from modelops.contracts import (
     SimReturn,
     SimTask,
 )
+from modelops.runtime import TaskRunner
+from modelops.sdk.wire import DESCRIBE
 from modelops.settings import Settings
 
 
@@ -125,3 +128,18 @@ def simulate(
     )
     with open_cluster(scheduler, n_workers=1) as client:
         return next(run_tasks(client, [task]))
+
+
+def check_bundle(path_or_ref: str) -> tuple[BundleRef, dict[str, Any]]:
+    """Build the bundle's environment, import every declared model in a child, and return
+    what each declares: where a missing dependency or a typo shows before any job."""
+    settings = Settings.from_env()
+    ref = publish.resolve_bundle(path_or_ref, settings)
+    runner = TaskRunner(open_store(settings), settings.cache)
+    try:
+        result = runner.run(SimTask(ref, DESCRIBE, {}, 0, limits=RunLimits(retries=0)))
+    finally:
+        runner.close()
+    if result.error is not None:
+        raise ModelOpsError.from_info(result.error)
+    return ref, json.loads(result.outputs["models"].data)

@@ -11,7 +11,7 @@ import typer
 
 from modelops import api
 from modelops.cli.common import console, fail, stderr
-from modelops.cli.render import bundle_view
+from modelops.cli.render import bundle_view, models_view
 from modelops.contracts import ModelOpsError
 
 bundle_app = typer.Typer(no_args_is_help=True, help="Build, publish and inspect bundles.")
@@ -158,3 +158,17 @@ def bundle_login(
     except ModelOpsError as exc:
         raise fail(exc.info) from None
     stderr.print(f"login succeeded; credentials stored in {where}", highlight=False, soft_wrap=True)
+
+
+@bundle_app.command("check")
+def bundle_check(
+    path: Annotated[str, typer.Argument(help="Project folder or reference.")] = ".",
+) -> None:
+    """Build the environment, import every model, list their params, scenarios, outputs."""
+    try:
+        ref, models = api.check_bundle(path)
+    except ModelOpsError as exc:
+        raise fail(exc.info) from None
+    console.print(f"bundle  {ref}", highlight=False, soft_wrap=True)
+    for target, model in models.items():
+        console.print(models_view(target, model))

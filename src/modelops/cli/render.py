@@ -87,3 +87,26 @@ def bundle_view(description: BundleDescription) -> Any:
     for entry in config.files:
         files.add_row(entry.path, f"{entry.size:,}", oct(entry.mode)[2:])
     return Group(head, files)
+
+
+def models_view(target: str, model: dict) -> Any:
+    """One SDK model as `mops bundle check` shows it."""
+    table = Table(title=f"{target}  {model.get('doc', '')}".rstrip(), title_justify="left")
+    for column in ("parameter", "kind", "low", "high", "default", "log", "doc"):
+        table.add_column(column)
+    for name, param in model["params"].items():
+        table.add_row(
+            name,
+            param["kind"],
+            str(param["low"]),
+            str(param["high"]),
+            str(param["default"]),
+            "yes" if param["log"] else "",
+            param["doc"],
+        )
+    lines = Text()
+    lines.append(f"scenarios  {', '.join(model['scenarios']) or '-'}\n")
+    lines.append(f"outputs    {', '.join(model['outputs']) or '-'}\n")
+    config = ", ".join(f"{k}={v}" for k, v in model["config"].items())
+    lines.append(f"config     {config or '-'}")
+    return Group(table, lines)

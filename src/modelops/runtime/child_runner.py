@@ -180,6 +180,14 @@ def _run(wire: Any, request: dict[str, Any], log_dir: str) -> tuple[dict[str, An
         outputs = wire(request["entrypoint"], request["params"], request["seed"], **kwargs)
     except MemoryError as exc:
         raise _Fatal("oom", exc, f"out of memory: the model raised MemoryError {exc}") from exc
+    except ModuleNotFoundError as exc:
+        raise _Fatal(
+            "missing_dependency",
+            exc,
+            f"missing dependency: no module named {exc.name!r} (imported while running "
+            f"{request['entrypoint']!r}); add the package that provides it to the bundle's "
+            "dependencies",
+        ) from exc
     except BaseException as exc:
         # the SDK marks the caller's mistakes (bad params, unknown output) with their class
         error_class = getattr(exc, "modelops_error_class", "model")
