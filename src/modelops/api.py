@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,8 +21,7 @@ from modelops.contracts import (
     SimReturn,
     SimTask,
 )
-from modelops.runtime import TaskRunner
-from modelops.sdk.wire import DESCRIBE
+from modelops.runtime.describe import describe_models
 from modelops.settings import Settings
 
 
@@ -135,11 +133,4 @@ def check_bundle(path_or_ref: str) -> tuple[BundleRef, dict[str, Any]]:
     what each declares: where a missing dependency or a typo shows before any job."""
     settings = Settings.from_env()
     ref = publish.resolve_bundle(path_or_ref, settings)
-    runner = TaskRunner(open_store(settings), settings.cache)
-    try:
-        result = runner.run(SimTask(ref, DESCRIBE, {}, 0, limits=RunLimits(retries=0)))
-    finally:
-        runner.close()
-    if result.error is not None:
-        raise ModelOpsError.from_info(result.error)
-    return ref, json.loads(result.outputs["models"].data)
+    return ref, describe_models(ref, open_store(settings), settings.cache)

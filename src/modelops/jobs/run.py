@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 import psutil
 
 from modelops import __version__
+from modelops.bundle.inspect import describe_bundle
 from modelops.bundle.publish import resolve_bundle
+from modelops.bundle.sources import open_store
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
+from modelops.jobs.validate import check_study
 from modelops.results import last_attempts
+from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
 from modelops.study import StudySpec, field_problem, plan
@@ -62,6 +66,8 @@ def run_study(
     """Publish the study's bundle, record a new job, and run it to the end."""
     settings = settings or Settings.from_env()
     ref = _bundle_of(spec, settings)
+    if scheduler is None:  # the models can be asked here, in the environment workers use
+        _check_against_models(spec, ref, settings)
     records = JobRecords(settings.jobs_db)
     store = ResultStore(settings.results_root)
     job = records.create(
@@ -128,7 +134,18 @@ def _bundle_of(spec: StudySpec, settings: Settings) -> BundleRef:
     try:
         return resolve_bundle(folder if folder is not None else spec.bundle, settings)
     except ModelOpsError as exc:
-        raise field_problem(spec, "bundle", exc) from None
+        raise field_problem(spec, ("bundle",), exc) from None
+
+
+def _check_against_models(spec: StudySpec, ref: BundleRef, settings: Settings) -> None:
+    store = open_store(settings)
+    if describe_bundle(ref, store).config.wire != SDK_WIRE:
+        return
+    try:
+        models = describe_models(ref, store, settings.cache)
+    except ModelOpsError as exc:
+        raise field_problem(spec, ("bundle",), exc) from None
+    check_study(spec, models)
 
 
 def _alive(pid: int) -> bool:

@@ -85,18 +85,23 @@ def _bad(message: str) -> ModelOpsError:
     return ModelOpsError(ErrorClass.BAD_INPUT, " ".join(message.split()))
 
 
-def field_problem(spec: StudySpec, field: str, problem: ModelOpsError) -> ModelOpsError:
-    """A problem found after loading (a bundle that does not exist, say) said the way a
-    loading error is: `file:line: field: message`, with the original class."""
+def field_problem(spec: StudySpec, loc: Loc, problem: ModelOpsError) -> ModelOpsError:
+    """A problem found after loading (a bundle that does not exist, a parameter the model
+    lacks) said the way a loading error is: `file:line: field: message`, same class."""
     if spec.source is None:
-        return problem
+        return ModelOpsError(
+            problem.info.error_class,
+            f"{dotted(loc)}: {problem.info.message}",
+            type=problem.info.type,
+            traceback=problem.info.traceback,
+        )
     try:
-        line = line_of(key_lines(spec.source.read_text(encoding="utf-8-sig")), (field,))
+        line = line_of(key_lines(spec.source.read_text(encoding="utf-8-sig")), loc)
     except OSError:
         line = 1
     return ModelOpsError(
         problem.info.error_class,
-        f"{spec.source}:{line}: {field}: {problem.info.message}",
+        f"{spec.source}:{line}: {dotted(loc)}: {problem.info.message}",
         type=problem.info.type,
         traceback=problem.info.traceback,
     )

@@ -1,0 +1,107 @@
+"""A study checked against the model it will run, before anything is submitted.
+
+SDK models describe themselves (parameters with kinds and bounds, config, scenarios,
+outputs), so a parameter the model lacks, a range past its bounds, a float range for an int
+parameter, an unknown scenario, config key or output is reported at its line in the study
+file. Plain wire bundles cannot describe themselves; their studies are checked when run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.study import StudySpec, field_problem
+
+
+def _problem(spec: StudySpec, loc: tuple[str | int, ...], message: str) -> ModelOpsError:
+    return field_problem(spec, loc, ModelOpsError(ErrorClass.BAD_INPUT, message))
+
+
+def check_study(spec: StudySpec, models: dict[str, Any]) -> None:
+    target, _, scenario = spec.entrypoint.partition("/")
+    model = models.get(target)
+    if model is None:
+        raise _problem(
+            spec,
+            ("entrypoint",),
+            f"the bundle declares no model {target!r}; it declares {', '.join(models) or 'none'}",
+        )
+    for name in filter(None, scenario.split("+")):
+        if name not in model["scenarios"]:
+            raise _problem(
+                spec,
+                ("entrypoint",),
+                f"{target} has no scenario {name!r}; it has "
+                f"{', '.join(model['scenarios']) or 'none'}",
+            )
+    params = model["params"]
+    space = spec.parameters
+    for name, dim in space.dims.items():
+        _check_name(spec, ("parameters", "dims", name), target, name, params)
+        declared = params[name]
+        if declared["kind"] == "int" and dim.type == "float":
+            raise _problem(
+                spec,
+                ("parameters", "dims", name, "type"),
+                f'{target} takes {name!r} as an int; use type = "int"',
+            )
+        if dim.low < declared["low"] or dim.high > declared["high"]:
+            raise _problem(
+                spec,
+                ("parameters", "dims", name),
+                f"range [{dim.low}, {dim.high}] leaves {target}'s bounds for {name!r} "
+                f"[{declared['low']}, {declared['high']}]",
+            )
+    for name, value in space.fixed.items():
+        _check_value(spec, ("parameters", "fixed", name), target, name, value, params)
+    for index, values in enumerate(space.sets or []):
+        for name, value in values.items():
+            _check_value(spec, ("parameters", "sets", index, name), target, name, value, params)
+    for name in spec.config:
+        if name not in model["config"]:
+            raise _problem(
+                spec,
+                ("config", name),
+                f"{target} has no config key {name!r}; it has "
+                f"{', '.join(model['config']) or 'none'}",
+            )
+    for name in spec.outputs or []:
+        if name not in model["outputs"]:
+            raise _problem(
+                spec,
+                ("outputs",),
+                f"{target} has no output {name!r}; it has {', '.join(model['outputs'])}",
+            )
+
+
+def _check_name(
+    spec: StudySpec, loc: tuple[str | int, ...], target: str, name: str, params: dict
+) -> None:
+    if name not in params:
+        raise _problem(
+            spec, loc, f"{target} has no parameter {name!r}; it has {', '.join(params) or 'none'}"
+        )
+
+
+def _check_value(
+    spec: StudySpec,
+    loc: tuple[str | int, ...],
+    target: str,
+    name: str,
+    value: Any,
+    params: dict,
+) -> None:
+    _check_name(spec, loc, target, name, params)
+    declared = params[name]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _problem(spec, loc, f"{target} takes {name!r} as a number, not {value!r}")
+    if declared["kind"] == "int" and not float(value).is_integer():
+        raise _problem(spec, loc, f"{target} takes {name!r} as an int, not {value}")
+    if not declared["low"] <= value <= declared["high"]:
+        raise _problem(
+            spec,
+            loc,
+            f"{value} is outside {target}'s bounds for {name!r} "
+            f"[{declared['low']}, {declared['high']}]",
+        )
