@@ -10,6 +10,7 @@ import typer
 from modelops import api
 from modelops.cli.bundle import bundle_app
 from modelops.cli.common import console, fail, parse_param, parse_size, stderr
+from modelops.cli.init import init
 from modelops.cli.jobs import jobs_app, results_app, run
 from modelops.cli.render import print_sim, sim_json
 from modelops.cli.study import study_app
@@ -34,6 +35,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(results_app, name="results")
 app.add_typer(study_app, name="study")
 app.command()(run)
+app.command()(init)
 
 
 @app.command()

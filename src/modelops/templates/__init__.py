@@ -1,0 +1,92 @@
+"""Project templates for `mops init`: a new model project that runs as soon as it exists.
+
+Each template is a folder of `*.tmpl` files next to this module (package data, so they
+ship in the wheel). `{{name}}` is replaced with the project name, the `.tmpl` suffix is
+dropped and a `dot_` prefix becomes a leading dot (`dot_modelopsignore.tmpl` →
+`.modelopsignore`), since hidden files are easy to lose in packaging.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import warnings
+from importlib import resources
+from pathlib import Path
+
+TEMPLATES = ("sir", "blank")
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+LOCK_TIMEOUT_S = 180
+
+
+class ProjectError(ValueError):
+    """A project that cannot be created (bad name, unknown template, folder in use)."""
+
+
+class LockWarning(UserWarning):
+    """The project was created but its environment could not be locked (e.g. offline)."""
+
+
+def create_project(name: str, template: str, parent: Path) -> Path:
+    """Create `parent/name` from `template` and lock its environment with uv.
+
+    Locking needs the package index; when it fails the project is kept and a LockWarning
+    says to run `uv lock` later (bundles without a lock still build from pyproject.toml).
+    """
+    if not NAME.fullmatch(name):
+        raise ProjectError(
+            f"invalid project name {name!r}: use letters, digits, '-' and '_', "
+            "starting with a letter"
+        )
+    if template not in TEMPLATES:
+        raise ProjectError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
+    root = Path(parent) / name
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ProjectError(f"{root} already exists and is not empty")
+    source = resources.files(__name__) / template
+    files = {
+        _target_name(entry.name): entry.read_text(encoding="utf-8").replace("{{name}}", name)
+        for entry in source.iterdir()
+        if entry.name.endswith(".tmpl")
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    for filename, text in sorted(files.items()):
+        (root / filename).write_text(text, encoding="utf-8")
+    problem = lock_project(root)
+    if problem is not None:
+        warnings.warn(
+            f"could not lock the environment ({problem}); run `uv lock` in {root} later",
+            LockWarning,
+            stacklevel=2,
+        )
+    return root
+
+
+def lock_project(root: Path) -> str | None:
+    """Run `uv lock` for the project; None when it worked, else uv's error as one line."""
+    from uv import find_uv_bin
+
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
+    try:
+        done = subprocess.run(
+            [find_uv_bin(), "lock", "--project", str(root)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=LOCK_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    return (errors[0] if errors else f"uv exited with {done.returncode}")[:300]
+
+
+def _target_name(template_name: str) -> str:
+    name = template_name.removesuffix(".tmpl")
+    return "." + name.removeprefix("dot_") if name.startswith("dot_") else name
