@@ -65,3 +65,29 @@ def test_registry_with_a_repository_path_is_refused_with_the_fix(
         f"set the registry to the host only (MODELOPS_BUNDLE_REGISTRY={registry.host}) and pass "
         "the repository with --repository"
     )
+
+
+def test_bundle_check_lists_the_models_of_an_sdk_project() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "sir"
+    done = mops("bundle", "check", str(example))
+    assert done.returncode == 0, done.stderr
+    assert "model:SIR" in done.stdout
+    assert "scenarios  lockdown, vaccination" in done.stdout
+    assert "outputs    incidence, prevalence" in done.stdout
+    for parameter in ("beta", "gamma", "population"):
+        assert parameter in done.stdout
+
+
+def test_bundle_check_of_a_folder_without_models_says_what_to_add(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "plain",
+        {
+            "model.py": "x = 1\n",
+            "pyproject.toml": '[project]\nname = "plain"\nversion = "1"\n'
+            'dependencies = ["pyarrow"]\n[tool.modelops]\nwire = "modelops.sdk:wire"\n',
+        },
+    )
+    done = mops("bundle", "check", str(project))
+    assert done.returncode == 1
+    assert "no models declared" in done.stderr
+    assert "models = " in done.stderr
