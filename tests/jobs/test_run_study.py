@@ -18,7 +18,7 @@ from tests.conftest import write_project
 from modelops import results
 from modelops.jobs import resume_job, run_study
 from modelops.settings import Settings
-from modelops.store import JobRecord, JobRecords, JobState
+from modelops.store import JobRecord, JobRecords, JobState, ResultStore
 from modelops.study import load_study
 
 MODEL = """
@@ -93,6 +93,14 @@ def test_a_study_runs_stores_and_reruns_from_the_cache(project: Path) -> None:
         assert incidence.group_by("sim_id").len()["len"].to_list() == [3] * 12
         sims = opened.simulations().collect()
         assert sims.height == 12
+    manifest = ResultStore(first.results).read_manifest(first.job_id)
+    assert manifest["job"] == first.job_id and manifest["state"] == "succeeded"
+    assert manifest["bundle"] == first.bundle
+    assert manifest["environment"]["kind"] == "requirements.txt"
+    assert manifest["environment"]["lock_digest"].startswith("sha256:")
+    assert manifest["counts"] == {"total": 12, "succeeded": 12, "failed": 0, "cached": 0}
+    assert manifest["started"] <= manifest["ended"]
+    assert manifest["spec"]["name"] == "grid" and manifest["modelops_version"]
     first_rows = results.open(first.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
     again_rows = results.open(again.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
     assert first_rows.collect().equals(again_rows.collect())
@@ -319,3 +327,23 @@ def test_from_sample_to_results_as_the_readme_shows(project: Path) -> None:
     assert frame.height == 8 * 3
     assert frame["population"].dtype == pl.Int64
     assert frame["beta"].min() >= 0.1 and frame["beta"].max() <= 0.9
+
+
+def test_jobs_cancel_stops_a_running_job_and_keeps_what_it_finished(project: Path) -> None:
+    path = study_file(project, SLOW)
+    process = start_run(project, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = JobRecords(Settings.from_env().jobs_db)
+    job = wait_for_progress(records, done=3)
+    assert job is not None, process.communicate()
+
+    cancelled = mops(project, "jobs", "cancel", job.job_id[:15])
+    _, err = process.communicate(timeout=120)
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"job {job.job_id}: cancelled" in cancelled.stdout
+    assert process.returncode == 130, err
+    record = records.get(job.job_id)
+    assert record.state is JobState.CANCELLED
+    assert 3 <= record.counts.succeeded < 40
+    stored = results.open(job.job_id).simulations().collect()
+    assert stored.height == record.counts.succeeded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psutil
 import pytest
 
 from modelops.bundle import LayoutStore
@@ -200,3 +201,23 @@ def test_code_only_change_reuses_the_environment(runner: TaskRunner, make_bundle
     assert first.digest != second.digest
     assert a.ok and b.ok
     assert a.outputs["py"].data == b.outputs["py"].data
+
+
+def test_the_warm_pool_keeps_at_most_its_bound_and_closes_the_least_recently_used(
+    store, make_bundle
+) -> None:
+    bundles = [
+        make_bundle({"wire.py": ECHO_WIRE + f"\n# bundle {i}\n"}, name=f"pooled{i}")
+        for i in range(3)
+    ]
+    bounded = TaskRunner(store, Settings.from_env().cache, max_idle_children=2)
+    try:
+        pids = [echo_of(bounded.run(SimTask(ref, "", {}, seed=1)))["pid"] for ref in bundles]
+        again = echo_of(bounded.run(SimTask(bundles[2], "", {}, seed=2)))["pid"]
+        first_again = echo_of(bounded.run(SimTask(bundles[0], "", {}, seed=2)))["pid"]
+    finally:
+        bounded.close()
+    assert len(set(pids)) == 3
+    assert again == pids[2]  # still warm
+    assert first_again != pids[0]  # the oldest was closed when the third arrived
+    assert not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == "zombie"

@@ -263,6 +263,7 @@ def _run(
     on_progress: ProgressCallback | None,
 ) -> JobRecord:
     records.start(job.job_id, os.getpid())
+    environment = describe_bundle(ref, open_store(settings)).config.environment
     run = _JobRun(job, spec, ref, records, store, on_progress)
     started = time.time()
     state = JobState.FAILED
@@ -293,6 +294,11 @@ def _run(
                 "state": state.value,
                 "spec": spec.model_dump(mode="json"),
                 "bundle": str(ref),
+                "environment": {
+                    "kind": environment.kind,
+                    "files": list(environment.files),
+                    "lock_digest": environment.lock_digest,
+                },
                 "modelops_version": __version__,
                 "started": started,
                 "ended": time.time(),
