@@ -4,7 +4,7 @@ Why not oras-py (docs/decisions.md): it reads a whole blob into memory to upload
 downloads straight to their destination without checking digests, and sits on requests;
 we need streamed uploads and downloads, resumable pulls and one auth flow with token
 refresh. What this module adds is small: retries with backoff, Range-resumed downloads,
-chunked uploads that resume from the registry's offset, and errors a person can act on.
+chunked streamed uploads retried as a whole, and errors a person can act on.
 """
 
 from __future__ import annotations
@@ -276,28 +276,16 @@ class RegistryClient:
         size: int,
         read_range: Callable[[int, int], Iterator[bytes]],
     ) -> None:
-        """Upload in chunks of UPLOAD_CHUNK, each streamed from `read_range(start, end)`; a
-        failed chunk is resumed from the offset the registry says it holds."""
+        """Upload in chunks of UPLOAD_CHUNK, each streamed from `read_range(start, end)`. A
+        session that fails is started again from the first byte: registries report how much
+        they hold ambiguously (`Range: 0-0` means nothing, or one byte), and a resumed
+        upload that guesses wrong is refused as corrupt at the end."""
         what = f"upload of blob {digest} to {repository}"
-        response = self._send("POST", f"/v2/{repository}/blobs/uploads/", what, ok=(202,))
-        location = _location(response)
-        offset = 0
         failures = 0
-        while offset < size:
-            end = min(offset + UPLOAD_CHUNK, size)
+        while True:
             try:
-                response = self._http.patch(
-                    location,
-                    content=read_range(offset, end),
-                    headers={
-                        "Content-Type": "application/octet-stream",
-                        "Content-Range": f"{offset}-{end - 1}",
-                        "Content-Length": str(end - offset),
-                    },
-                )
-                if response.status_code != 202:
-                    raise self._failure(response, what, failures + 1)
-                location, offset = _location(response), end
+                self._upload_session(repository, digest, size, read_range, what)
+                return
             except (httpx.TransportError, httpx.StreamConsumed, ModelOpsError) as exc:
                 # StreamConsumed: the registry refused a token that expired on the way and the
                 # auth flow, having fetched a new one, could not resend the streamed chunk.
@@ -310,8 +298,31 @@ class RegistryClient:
                         raise
                     raise self._unreachable(exc, failures) from exc
                 time.sleep(min(self.backoff_s * 2 ** (failures - 1), 8.0))
-                status = self._send("GET", location, what, ok=(204,))
-                location, offset = _location(status), _upload_offset(status)
+
+    def _upload_session(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        read_range: Callable[[int, int], Iterator[bytes]],
+        what: str,
+    ) -> None:
+        response = self._send("POST", f"/v2/{repository}/blobs/uploads/", what, ok=(202,))
+        location = _location(response)
+        for start in range(0, size, UPLOAD_CHUNK):
+            end = min(start + UPLOAD_CHUNK, size)
+            response = self._http.patch(
+                location,
+                content=read_range(start, end),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{start}-{end - 1}",
+                    "Content-Length": str(end - start),
+                },
+            )
+            if response.status_code != 202:
+                raise self._failure(response, what, 1)
+            location = _location(response)
         url = httpx.URL(location).copy_merge_params({"digest": digest})
         self._send("PUT", str(url), what, ok=(201,), content=lambda: b"")
 
@@ -345,13 +356,6 @@ def _location(response: httpx.Response) -> str:
             f"registry answered HTTP {response.status_code} to an upload without a Location",
         )
     return str(response.url.join(location))
-
-
-def _upload_offset(response: httpx.Response) -> int:
-    """The next byte the registry expects, from its `Range: 0-N` header."""
-    value = response.headers.get("Range", "")
-    _, _, last = value.partition("-")
-    return int(last) + 1 if last.isdigit() else 0
 
 
 def _registry_error_detail(response: httpx.Response) -> str:
