@@ -192,29 +192,26 @@ class RegistryClient:
             )
         return Manifest(response.content, digest, content_type.split(";")[0])
 
-    def manifest_digest(self, repository: str, tag: str) -> str | None:
-        """What a tag points at now, or None if the tag does not exist."""
-        response = self._send(
+    def _head_manifest(self, repository: str, reference: str, what: str) -> httpx.Response:
+        return self._send(
             "HEAD",
-            f"/v2/{repository}/manifests/{tag}",
-            f"tag {repository}:{tag}",
+            f"/v2/{repository}/manifests/{reference}",
+            what,
             missing_ok=True,
             headers={"Accept": MANIFEST_ACCEPT},
         )
+
+    def manifest_digest(self, repository: str, tag: str) -> str | None:
+        """What a tag points at now, or None if the tag does not exist."""
+        response = self._head_manifest(repository, tag, f"tag {repository}:{tag}")
         if response.status_code == 404:
             return None
         digest = response.headers.get("Docker-Content-Digest")
         return digest or self.get_manifest(repository, tag).digest
 
     def has_manifest(self, repository: str, digest: str) -> bool:
-        response = self._send(
-            "HEAD",
-            f"/v2/{repository}/manifests/{digest}",
-            f"manifest {repository}@{digest}",
-            missing_ok=True,
-            headers={"Accept": MANIFEST_ACCEPT},
-        )
-        return response.status_code == 200
+        what = f"manifest {repository}@{digest}"
+        return self._head_manifest(repository, digest, what).status_code == 200
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> None:
         self._send(
