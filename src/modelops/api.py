@@ -87,7 +87,18 @@ def list_bundles(registry: str | None = None, **access: Any) -> list[tuple[str, 
             listed.setdefault(ref.repository, []).append(tag or ref.digest)
         return sorted(listed.items())
     client = store.client
-    return [(name, sorted(client.tags(name))) for name in sorted(client.repositories())]
+    return [(name, _tags_of(client, name)) for name in sorted(client.repositories())]
+
+
+def _tags_of(client: RegistryClient, repository: str) -> list[str]:
+    """A repository holding only untagged bundles has no tag list (distribution answers
+    404): it is listed with no tags, not an error."""
+    try:
+        return sorted(client.tags(repository))
+    except ModelOpsError as exc:
+        if exc.info.error_class is ErrorClass.NOT_FOUND:
+            return []
+        raise
 
 
 def login(registry: str, username: str, password: str, insecure: bool = False) -> str:

@@ -91,3 +91,16 @@ def test_bundle_check_of_a_folder_without_models_says_what_to_add(tmp_path: Path
     assert done.returncode == 1
     assert "no models declared" in done.stderr
     assert "models = " in done.stderr
+
+
+def test_list_shows_a_repository_that_holds_only_untagged_bundles(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    project = write_project(
+        tmp_path / "untagged", {"wire.py": "def wire(e, p, s):\n    return {}\n"}
+    )
+    pushed = mops("bundle", "push", str(project), "--registry", registry.host)
+    assert pushed.returncode == 0, pushed.stderr
+    listed = mops("bundle", "list", "--registry", registry.host)
+    assert listed.returncode == 0, listed.stderr
+    assert "untagged\t" in listed.stdout.splitlines()
