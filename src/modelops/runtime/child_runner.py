@@ -75,7 +75,7 @@ def _error(error_class: str, exc: BaseException, message: str | None = None) -> 
         "class": error_class,
         "type": type(exc).__name__,
         "message": message or f"{type(exc).__name__}: {exc}",
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     }
 
 
