@@ -1,7 +1,8 @@
 """From a project folder or a reference to a stored bundle: build, store or push, locate.
 
 One place decides where a bundle goes (the registry in use, else the embedded store), so
-`mops sim FOLDER`, `mops run study.toml` and `mops bundle push` agree.
+`mops sim FOLDER`, `mops run study.toml` and `mops bundle push` agree; and every folder is
+checked against its uv.lock here first (`bundle.lock`), whichever command builds it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from modelops.bundle.build import build_bundle
 from modelops.bundle.layout import LayoutStore
+from modelops.bundle.lock import LockMode, check_lock
 from modelops.bundle.registry import PushReport, push_bundle
 from modelops.bundle.sources import open_store, parse_reference, registry_client
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
@@ -17,8 +19,13 @@ from modelops.settings import Settings
 
 
 def store_locally(
-    project: Path, settings: Settings, repository: str | None = None, tag: str | None = None
+    project: Path,
+    settings: Settings,
+    repository: str | None = None,
+    tag: str | None = None,
+    lock: LockMode = LockMode.UPDATE,
 ) -> BundleRef:
+    check_lock(project, lock)
     return LayoutStore(settings.bundle_store).put(build_bundle(project, repository), tag=tag)
 
 
@@ -32,6 +39,7 @@ def push_project(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    lock: LockMode = LockMode.UPDATE,
 ) -> PushReport:
     registry = registry or settings.bundle_registry
     if not registry:
@@ -39,21 +47,24 @@ def push_project(
             ErrorClass.BAD_INPUT,
             "no registry given: pass --registry HOST[:PORT] or set MODELOPS_BUNDLE_REGISTRY",
         )
+    check_lock(project, lock)
     bundle = build_bundle(project, repository)
     client = registry_client(registry, insecure or settings.registry_insecure, username, password)
     with client:
         return push_bundle(bundle, client, tag=tag, force=force)
 
 
-def resolve_bundle(path_or_ref: str | Path, settings: Settings) -> BundleRef:
+def resolve_bundle(
+    path_or_ref: str | Path, settings: Settings, lock: LockMode = LockMode.UPDATE
+) -> BundleRef:
     """A project folder is built and published to the bundle store in use (pushed, when a
     registry is configured); anything else must name a bundle in that store, checked here
     so a typo fails before any cluster starts."""
     text = str(path_or_ref)
     if Path(text).is_dir():
         if settings.bundle_registry:
-            return push_project(Path(text), settings).ref
-        return store_locally(Path(text), settings)
+            return push_project(Path(text), settings, lock=lock).ref
+        return store_locally(Path(text), settings, lock=lock)
     if "@" not in text and ":" not in text:
         raise ModelOpsError(
             ErrorClass.BAD_REFERENCE,

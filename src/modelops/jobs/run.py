@@ -20,6 +20,7 @@ import psutil
 
 from modelops import __version__
 from modelops.bundle.inspect import describe_bundle
+from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.sources import open_store
 from modelops.cluster import open_cluster, run_tasks
@@ -62,10 +63,11 @@ def run_study(
     n_workers: int | None = None,
     on_start: Callable[[JobRecord], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    lock: LockMode = LockMode.UPDATE,
 ) -> JobRecord:
     """Publish the study's bundle, record a new job, and run it to the end."""
     settings = settings or Settings.from_env()
-    ref = _bundle_of(spec, settings)
+    ref = _bundle_of(spec, settings, lock)
     if scheduler is None:  # the models can be asked here, in the environment workers use
         _check_against_models(spec, ref, settings)
     records = JobRecords(settings.jobs_db)
@@ -128,11 +130,11 @@ def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     return records.get(job.job_id)
 
 
-def _bundle_of(spec: StudySpec, settings: Settings) -> BundleRef:
+def _bundle_of(spec: StudySpec, settings: Settings, lock: LockMode) -> BundleRef:
     """Built and published, or located, before any job exists; a problem names the line."""
     folder = spec.bundle_path()
     try:
-        return resolve_bundle(folder if folder is not None else spec.bundle, settings)
+        return resolve_bundle(folder if folder is not None else spec.bundle, settings, lock)
     except ModelOpsError as exc:
         raise field_problem(spec, ("bundle",), exc) from None
 

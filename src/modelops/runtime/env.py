@@ -12,17 +12,16 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tempfile
 from pathlib import Path
 
 from filelock import FileLock
-from uv import find_uv_bin
 
 from modelops.bundle.cache import FetchedBundle
 from modelops.bundle.discover import PYTHON_VERSION_FILE
+from modelops.bundle.uv import run_uv, uv_error_summary
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.contracts.ids import canonical_json, sha256_hex
 
@@ -112,26 +111,11 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
 
 
 def _uv(args: list[str], bundle: FetchedBundle, **extra_env: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1", **extra_env)
-    done = subprocess.run(
-        [find_uv_bin(), *args], env=env, capture_output=True, text=True, check=False
-    )
+    done = run_uv(args, **extra_env)
     if done.returncode != 0:
         raise ModelOpsError(
             ErrorClass.ENV_BUILD,
-            f"could not build the environment of {bundle.ref}: {_summary(done.stderr)}",
+            f"could not build the environment of {bundle.ref}: {uv_error_summary(done.stderr)}",
             type="UvError",
             traceback=f"$ uv {' '.join(args)}\n{done.stderr}",
         )
-
-
-def _summary(stderr: str) -> str:
-    """uv's error as one line: its 'error:' and 'cause:' lines, without decoration."""
-    lines = [line.strip(" \u00d7\u2570\u2500\u25b6\u2502") for line in stderr.splitlines()]
-    useful = [
-        line.removeprefix("error: ").removeprefix("cause: ")
-        for line in lines
-        if line and not line.startswith(("Using ", "Resolved ", "hint:"))
-    ]
-    return " ".join(useful)[:500] or "uv failed without a message"
