@@ -31,6 +31,7 @@ from modelops.bundle.config import (
 from modelops.bundle.discover import (
     environment_kind,
     find_wire,
+    import_paths,
     read_pyproject,
     runtime_defaults,
 )
@@ -101,6 +102,7 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
         environment=environment,
         wire=wire,
         runtime=RuntimeDefaults(*runtime_defaults(pyproject)),
+        import_paths=import_paths(pyproject, set(by_path)),
     )
 
     own_layer = [f for f in files if f.path in env_files or f.size >= LARGE_FILE_BYTES]

@@ -51,11 +51,15 @@ class BundleConfig:
     environment: Environment
     wire: str  # "module:function"
     runtime: RuntimeDefaults = RuntimeDefaults()
+    import_paths: tuple[str, ...] = ()  # folders besides the root on sys.path, e.g. "src"
     format: int = FORMAT_VERSION
 
     def to_bytes(self) -> bytes:
+        # written only when set, so bundles of flat projects keep the digests they had
+        paths = {"import_paths": list(self.import_paths)} if self.import_paths else {}
         return canonical_json(
             {
+                **paths,
                 "format": self.format,
                 "created_by": "modelops",
                 "wire": self.wire,
@@ -95,6 +99,7 @@ class BundleConfig:
                     Isolation(runtime.get("isolation", "warm")),
                     runtime.get("max_tasks_per_process"),
                 ),
+                import_paths=tuple(raw.get("import_paths", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelOpsError(

@@ -119,3 +119,41 @@ def runtime_defaults(pyproject: dict[str, Any]) -> tuple[Isolation, int | None]:
         ) from exc
     assert limits.isolation is not None
     return limits.isolation, limits.max_tasks_per_process
+
+
+def import_paths(pyproject: dict[str, Any], included: set[str]) -> tuple[str, ...]:
+    """Folders of the bundle, besides its root, that hold the project's own importable code,
+    as an editable install of the project would put them on `sys.path` (`uv run` does
+    that): a `src/` layout, or the source folders its build backend is told about. The
+    environment stays keyed by the lock alone; the child adds these paths at start."""
+    tool = pyproject.get("tool", {})
+    declared: list[str] = ["src"]
+    hatch_wheel = tool.get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {})
+    declared += [str(Path(p).parent) for p in hatch_wheel.get("packages", [])]
+    sources = hatch_wheel.get("sources", [])
+    if isinstance(sources, dict):  # {"src": ""} or {"src/pkg": "pkg"}: strip to the root
+        declared += [k.removesuffix(str(v)) for k, v in sources.items() if k.endswith(str(v))]
+    else:
+        declared += list(sources)
+    setuptools = tool.get("setuptools", {})
+    package_dir = setuptools.get("package-dir", {})
+    if isinstance(package_dir, dict) and "" in package_dir:
+        declared.append(package_dir[""])
+    find = setuptools.get("packages", {})
+    if isinstance(find, dict):
+        declared += find.get("find", {}).get("where", [])
+    declared += [
+        p["from"]
+        for p in tool.get("poetry", {}).get("packages", [])
+        if isinstance(p, dict) and "from" in p
+    ]
+    declared.append(tool.get("uv", {}).get("build-backend", {}).get("module-root", ""))
+    declared.append(tool.get("pdm", {}).get("build", {}).get("package-dir", ""))
+    found = []
+    for folder in declared:
+        clean = Path(str(folder)).as_posix().strip("/")
+        if clean in ("", ".") or clean.startswith("..") or clean in found:
+            continue
+        if any(path.startswith(clean + "/") and path.endswith(".py") for path in included):
+            found.append(clean)
+    return tuple(found)

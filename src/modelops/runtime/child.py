@@ -65,6 +65,7 @@ class WarmChild:
                     str(response_write),
                     "--logs",
                     str(log_dir),
+                    *(f"--path={bundle.root / path}" for path in bundle.config.import_paths),
                     *(["--sdk", str(sdk)] if sdk else []),
                 ],
                 pass_fds=(request_read, response_write),

@@ -215,13 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--responses", type=int, required=True)
     parser.add_argument("--logs", required=True)
+    parser.add_argument(
+        "--path", action="append", default=[], help="a folder of the project's own code"
+    )
     parser.add_argument("--sdk", help="a folder holding the worker's modelops package")
     args = parser.parse_args(argv)
 
     requests = os.fdopen(args.requests, "rb")
     responses = os.fdopen(args.responses, "wb")
     os.chdir(args.bundle)
-    sys.path.insert(0, args.bundle)
+    sys.path[:0] = [args.bundle, *args.path]  # the project's code first, as `uv run` has it
     if args.sdk:  # after the bundle and its environment: they win if they ship their own
         sys.path.append(args.sdk)
     try:
