@@ -1,4 +1,4 @@
-"""Artifacts (table bytes recognised, anything else kept opaque) and derived seeds."""
+"""Artifacts: table bytes recognised, anything else kept opaque."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import json
 import random
 from collections.abc import Callable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from modelops.contracts import Artifact, ArtifactKind, derive_seeds
+from modelops.contracts import Artifact, ArtifactKind
 from modelops.contracts.artifacts import TableFormat
-from modelops.contracts.seeds import derive_seed
 
 
 def sample_table(rows: int) -> pa.Table:
@@ -153,45 +151,3 @@ def test_truncated_parquet_is_bytes() -> None:
 )
 def test_magic_bytes_alone_do_not_make_a_table(data: bytes) -> None:
     assert_opaque(data)
-
-
-# --- seeds ----------------------------------------------------------------------------------
-
-
-def reference_seed(study_seed: int, index: int) -> int:
-    sequence = np.random.SeedSequence(entropy=study_seed, spawn_key=(index,))
-    return int(sequence.generate_state(1, np.uint64)[0])
-
-
-@pytest.mark.parametrize("study_seed", [0, 1, 42, 2**32 + 5, 2**63 + 11, 2**64 - 1])
-def test_seeds_match_seed_sequence(study_seed: int) -> None:
-    seeds = derive_seeds(study_seed, 20)
-    assert seeds == [reference_seed(study_seed, i) for i in range(20)]
-    assert [derive_seed(study_seed, i) for i in range(20)] == seeds
-
-
-def test_seeds_are_pinned_across_versions() -> None:
-    """The same study seed must give the same simulation seeds forever (cache keys)."""
-    assert derive_seeds(12345, 3) == [
-        13729193726644583001,
-        1541481317522987174,
-        16509573094957701944,
-    ]
-
-
-def test_seeds_are_python_ints_in_64_bit_range_and_distinct() -> None:
-    seeds = derive_seeds(2024, 2000)
-    assert all(type(s) is int for s in seeds)
-    assert all(0 <= s < 2**64 for s in seeds)
-    assert len(set(seeds)) == len(seeds)
-    assert max(seeds) >= 2**63  # uses the full 64 bits, not a 32-bit range
-    assert max(seeds) > 2**32
-
-
-def test_seeds_are_prefix_stable() -> None:
-    assert derive_seeds(7, 10)[:5] == derive_seeds(7, 5)
-    assert derive_seeds(7, 0) == []
-
-
-def test_different_study_seeds_give_different_seeds() -> None:
-    assert not set(derive_seeds(1, 100)) & set(derive_seeds(2, 100))

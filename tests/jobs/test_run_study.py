@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -145,6 +146,26 @@ def test_failed_simulations_are_recorded_and_retried_on_resume(project: Path) ->
     assert (resumed.counts.succeeded, resumed.counts.failed) == (1, 1)
     again = results.open(job.job_id).simulations().collect()
     assert again.height == 2
+
+
+def test_a_job_recorded_before_seed_bits_resumes_with_the_seeds_it_had(project: Path) -> None:
+    """Jobs recorded before 32-bit seeds became the default ran with 64-bit seeds and have no
+    seed_bits in their record: resuming one must not re-plan it with other seeds."""
+    path = study_file(
+        project, FAILING.replace('bundle = "model"', 'bundle = "model"\nseed_bits = 64')
+    )
+    job = run_study(load_study(path), n_workers=1)
+    assert job.spec["seed_bits"] == 64
+    old_spec = {k: v for k, v in job.spec.items() if k != "seed_bits"}
+    with sqlite3.connect(Settings.from_env().jobs_db) as db:
+        db.execute("UPDATE jobs SET spec = ? WHERE job_id = ?", (json.dumps(old_spec), job.job_id))
+
+    resumed = resume_job(job.job_id, n_workers=1)
+
+    assert (resumed.counts.succeeded, resumed.counts.failed) == (1, 1)
+    sims = results.open(job.job_id).simulations().collect()
+    assert sims.height == 2  # the failed one ran again; nothing was planned anew
+    assert sims["seed"].min() >= 2**32
 
 
 def mops(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

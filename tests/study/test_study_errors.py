@@ -113,6 +113,18 @@ CASES = {
         edit("seed = 1", "seed = -1"),
         "study.toml:4: seed: must be >= 0, got -1",
     ),
+    "seed_bits not 32 or 64": (
+        edit("seed = 1", "seed = 1\nseed_bits = 128"),
+        "study.toml:5: seed_bits: must be 32 (the default) or 64; got 128",
+    ),
+    "seed_bits as a string": (
+        edit("seed = 1", 'seed = 1\nseed_bits = "64"'),
+        "study.toml:5: seed_bits: must be 32 (the default) or 64; got '64'",
+    ),
+    "seed_bits as a float": (
+        edit("seed = 1", "seed = 1\nseed_bits = 32.0"),
+        "study.toml:5: seed_bits: must be 32 (the default) or 64; got 32.0",
+    ),
     "unknown isolation": (
         BASE + 'isolation = "hot"\n',
         "study.toml:20: resources.isolation: must be one of warm, recycle, cold; got 'hot'",

@@ -35,8 +35,10 @@ high = 5000
 """
 
 # Computed once and pinned: a change here changes every study's parameters. The seeds are
-# derive_seed(2026, 0..2) and do not depend on the sampler.
-SEEDS = [3339473683144027492, 12896123018795801922, 3415805307851894836]
+# derive_seed(2026, 0..2) and do not depend on the sampler; SEEDS_64 are those of
+# `seed_bits = 64`, the values every study had before 32 bits became the default.
+SEEDS = [479243620, 454024514, 1818751028]
+SEEDS_64 = [3339473683144027492, 12896123018795801922, 3415805307851894836]
 GOLDEN = {
     "uniform": [
         {"beta": 0.24314785094034896, "gamma": 0.19046989019717453, "population": 2869},
@@ -91,11 +93,33 @@ def test_indices_and_seeds_follow_from_the_spec() -> None:
     for sim in sims:
         assert sim.index == sim.param_set * 3 + sim.replicate
         assert sim.seed == derive_seed(2026, sim.index)
-        assert 0 <= sim.seed < 2**64
+        assert 0 <= sim.seed < 2**32
     assert len({s.seed for s in sims}) == 12
     # replicates share their parameter set, and only it
     for _, group in itertools.groupby(sims, key=lambda s: s.param_set):
         assert len({tuple(s.params.items()) for s in group}) == 1
+
+
+def test_seeds_fit_in_32_bits_unless_the_study_asks_for_64() -> None:
+    text = (
+        SMALL.format(sampler="sobol")
+        .replace("n = 4", "n = 64")
+        .replace("replicates = 2", "replicates = 8")
+    )
+    default = list(plan(parse_study(text)))
+    wide = list(plan(parse_study("seed_bits = 64\n" + text)))
+    assert len(default) == len(wide) == 512
+    assert all(0 <= sim.seed < 2**32 for sim in default)
+    assert all(2**32 <= sim.seed < 2**64 for sim in wide)
+    assert [sim.params for sim in wide] == [sim.params for sim in default]
+    for sims in (default, wide):
+        for _, group in itertools.groupby(sims, key=lambda s: s.param_set):
+            assert len({s.seed for s in group}) == 8  # replicates of a set never share one
+
+
+def test_64_bit_seeds_are_the_ones_studies_had_before() -> None:
+    text = SMALL.format(sampler="uniform").replace("seed = 2026", "seed = 2026\nseed_bits = 64")
+    assert [sim.seed for sim in itertools.islice(plan(parse_study(text)), 3)] == SEEDS_64
 
 
 def big_spec() -> StudySpec:

@@ -141,6 +141,7 @@ ERRORS = {
     "replicates": (dict(replicates=0), "--replicates: replicates: must be >= 1, got 0"),
     "seed": (dict(seed=-5), "--seed: seed: must be >= 0, got -5"),
     "seed too big for TOML": (dict(seed=2**64), "--seed: seed: must be <= 9223372036854775807"),
+    "seed bits": (dict(seed_bits=16), "--seed-bits: seed_bits: must be 32 (the default) or 64"),
     "bad reference": (dict(bundle="sir@sha256:xyz"), "--bundle: bundle: malformed bundle"),
     "empty output": (dict(outputs=[]), "--output: outputs: must name at least one output"),
 }
@@ -168,3 +169,12 @@ def test_specs_from_the_command_line_equal_specs_from_files(
     )
     assert from_words == from_file
     assert list(plan(from_words)) == list(plan(from_file))
+
+
+def test_seed_bits_from_the_command_line_equal_seed_bits_from_a_file(
+    study: Callable[[str], StudySpec],
+) -> None:
+    from_words = sample_study("m", sampler="list", seed=3, seed_bits=64)
+    assert from_words == study('bundle = "m"\nseed = 3\nseed_bits = 64\n')
+    assert sample_study("m", sampler="list").seed_bits == 32
+    assert all(sim.seed >= 2**32 for sim in plan(from_words))

@@ -18,6 +18,7 @@ bundle = "models/sir"
 entrypoint = "sir"
 outputs = ["incidence", "prevalence"]
 seed = 2026
+seed_bits = 64
 replicates = 3
 
 [config]
@@ -114,6 +115,17 @@ def test_round_trip_of_a_minimal_spec(study: Callable[[str], StudySpec]) -> None
         'bundle = "m"\nentrypoint = ""\nseed = 0\nreplicates = 1\n\n'
         '[parameters]\nsampler = "list"\n'
     )
+
+
+def test_seed_bits_is_written_only_when_not_the_default(
+    study: Callable[[str], StudySpec],
+) -> None:
+    wide = study('bundle = "m"\nseed_bits = 64\n')
+    assert "seed_bits = 64\n" in wide.to_toml()
+    assert study(wide.to_toml()) == wide
+    assert study(wide.to_toml()).seed_bits == 64
+    assert "seed_bits" not in study('bundle = "m"\nseed_bits = 32\n').to_toml()
+    assert study('bundle = "m"\nseed_bits = 32\n') == study('bundle = "m"\n')
 
 
 def test_written_file_is_plain_readable_toml(

@@ -28,6 +28,9 @@ def sample(
     fixed: Annotated[list[str] | None, typer.Option(help="name=value, repeatable.")] = None,
     replicates: Annotated[int, typer.Option(min=1)] = 1,
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    seed_bits: Annotated[
+        int, typer.Option(help="Simulation seed width: 32, or 64 for models that take it.")
+    ] = 32,
     entrypoint: Annotated[str, typer.Option()] = "",
     output: Annotated[list[str] | None, typer.Option("--output", help="Requested outputs.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
@@ -48,6 +51,7 @@ def sample(
                 fixed=fixed or [],
                 replicates=replicates,
                 seed=seed,
+                seed_bits=seed_bits,
                 outputs=output or None,
                 out=out,
             )

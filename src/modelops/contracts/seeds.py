@@ -1,15 +1,72 @@
-"""Per-simulation seeds derived from one study seed, identical on every machine and run."""
+"""Per-simulation seeds derived from one study seed, identical on every machine and run.
+
+Simulation `index` owns the `index`-th child of the study's `SeedSequence`; its seed is
+that child's first word: 32 bits by default, because `numpy.random.seed`, `RandomState`,
+covasim and R's `set.seed` accept nothing wider, or 64 bits when a study asks. 64-bit seeds
+are the values every study had before 32 bits became the default, so a study that asks
+for them finds its earlier results in the cache.
+
+Replicates of one parameter set must never share a seed. For one study, the first word
+is a one-to-one function of the index while the spawn key is one 32-bit word (index below
+2**32 - 1), so collisions cannot occur there; beyond it they can, and a replicate whose
+first word an earlier replicate of its set already holds takes its child's next unused
+word instead. The rule depends only on the study seed, the index and the seeds of the
+earlier replicates of the same set, so any set's seeds can be computed on their own."""
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable, Iterator
+from typing import Literal
+
 import numpy as np
 
+SeedBits = Literal[32, 64]
+"""How wide simulation seeds are: 32 (the default) or 64."""
 
-def derive_seed(study_seed: int, index: int) -> int:
-    """The 64-bit seed of simulation `index`: the index-th child of the study's SeedSequence."""
+_WORD_TYPES: dict[int, type[np.unsignedinteger]] = {32: np.uint32, 64: np.uint64}
+
+
+def child_words(study_seed: int, index: int, bits: SeedBits = 32) -> Iterator[int]:
+    """The words of simulation `index`'s child SeedSequence, in order (word k is
+    `generate_state(k + 1, dtype)[k]`), made as they are asked for: almost always one."""
+    if bits not in _WORD_TYPES:
+        raise ValueError(f"seed bits must be 32 or 64, got {bits!r}")
     child = np.random.SeedSequence(entropy=study_seed, spawn_key=(index,))
-    return int(child.generate_state(1, dtype=np.uint64)[0])
+    dtype = _WORD_TYPES[bits]
+    made, count = 0, 1
+    while True:
+        # generate_state's first n words are the same whatever n is: ask for more, keep new
+        words = child.generate_state(count, dtype=dtype)
+        yield from (int(word) for word in words[made:])
+        made, count = count, count * 2
 
 
-def derive_seeds(study_seed: int, count: int) -> list[int]:
-    return [derive_seed(study_seed, i) for i in range(count)]
+def first_unused(words: Iterable[int], used: Container[int]) -> int:
+    """The first of `words` that no earlier replicate of the parameter set holds."""
+    return next(word for word in words if word not in used)
+
+
+def derive_seed(study_seed: int, index: int, bits: SeedBits = 32) -> int:
+    """The seed of simulation `index` taken alone: its child's first word. A replicate gets
+    it unless an earlier replicate of its set already has it (see `replicate_seeds`)."""
+    return next(child_words(study_seed, index, bits))
+
+
+def replicate_seeds(
+    study_seed: int, first_index: int, replicates: int, bits: SeedBits = 32
+) -> list[int]:
+    """The distinct seeds of one parameter set's replicates, simulations `first_index` to
+    `first_index + replicates - 1`."""
+    seeds: list[int] = []
+    used: set[int] = set()
+    for index in range(first_index, first_index + replicates):
+        seed = first_unused(child_words(study_seed, index, bits), used)
+        seeds.append(seed)
+        used.add(seed)
+    return seeds
+
+
+def derive_seeds(study_seed: int, count: int, bits: SeedBits = 32) -> list[int]:
+    """`count` distinct seeds for simulations that stand alone (smoke and cluster tests):
+    those of simulations 0 to `count - 1` as the replicates of one parameter set."""
+    return replicate_seeds(study_seed, 0, count, bits)

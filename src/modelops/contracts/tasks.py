@@ -17,6 +17,16 @@ PROTOCOL_VERSION = 1
 _MAX_SEED = 2**64
 
 
+def check_seed(seed: object) -> int:
+    """Any seed a model can take: a whole number in [0, 2**64). Studies hand out narrower
+    ones (32 bits unless `seed_bits = 64`); one simulation may ask for any of these."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ModelOpsError(ErrorClass.BAD_INPUT, f"seed must be an integer, got {seed!r}")
+    if not 0 <= seed < _MAX_SEED:
+        raise ModelOpsError(ErrorClass.BAD_INPUT, f"seed must be in [0, 2**64), got {seed}")
+    return seed
+
+
 class Isolation(StrEnum):
     """How a bundle's child processes are reused: `warm` serves many tasks per process,
     `recycle` replaces it after `max_tasks_per_process`, `cold` starts one per task (for
@@ -87,12 +97,7 @@ class SimTask:
     protocol: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ModelOpsError(ErrorClass.BAD_INPUT, f"seed must be an integer, got {self.seed!r}")
-        if not 0 <= self.seed < _MAX_SEED:
-            raise ModelOpsError(
-                ErrorClass.BAD_INPUT, f"seed must be in [0, 2**64), got {self.seed}"
-            )
+        check_seed(self.seed)
         if not isinstance(self.entrypoint, str):
             raise ModelOpsError(ErrorClass.BAD_INPUT, "entrypoint must be a string")
         object.__setattr__(self, "params", plain_value(self.params, "params"))

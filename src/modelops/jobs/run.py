@@ -96,7 +96,8 @@ def resume_job(
     records = JobRecords(settings.jobs_db)
     job = records.get(job_id)
     _refuse_if_running_elsewhere(job)
-    spec = StudySpec.model_validate(job.spec)
+    # a record written before studies had seed_bits was planned with 64-bit seeds
+    spec = StudySpec.model_validate({"seed_bits": 64, **job.spec})
     store = ResultStore(job.results)
     return _run(
         job,

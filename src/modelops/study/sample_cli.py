@@ -34,6 +34,7 @@ def sample_study(
     fixed: Sequence[str] = (),
     replicates: int = 1,
     seed: int = 0,
+    seed_bits: int = 32,
     entrypoint: str = "",
     outputs: Sequence[str] | None = None,
     name: str | None = None,
@@ -55,6 +56,7 @@ def sample_study(
         "bundle": _bundle_for(str(bundle), out),
         "entrypoint": entrypoint,
         "seed": seed,
+        "seed_bits": seed_bits,
         "replicates": replicates,
         "parameters": parameters,
     }

@@ -1,17 +1,18 @@
 """The study spec: what to run (bundle, entrypoint, outputs), over which parameter sets, how
-many replicates, from which seed, within which limits. Validated with pydantic; every
-error names the field it is about, so the loader can point at the line."""
+many replicates, from which seed (and how wide simulation seeds are), within which limits.
+Validated with pydantic; every error names the field it is about, so the loader can point
+at the line."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import Field, field_validator
 
-from modelops.contracts import BundleRef, ModelOpsError, RunLimits
+from modelops.contracts import BundleRef, ModelOpsError, RunLimits, SeedBits
 from modelops.study.base import StudyModel, check_values
-from modelops.study.errors import field_error
+from modelops.study.errors import field_error, show
 from modelops.study.resources import Resources
 from modelops.study.space import Dimension, ParameterSpace
 from modelops.study.values import TOML_INT_MAX
@@ -28,6 +29,7 @@ class StudySpec(StudyModel):
     entrypoint: str = ""
     outputs: list[str] | None = None
     seed: int = Field(default=0, ge=0, le=TOML_INT_MAX)
+    seed_bits: SeedBits = 32
     replicates: int = Field(default=1, ge=1)
     config: dict[str, Any] = Field(default_factory=dict)
     parameters: ParameterSpace = Field(default_factory=lambda: ParameterSpace(sampler="list"))
@@ -44,6 +46,14 @@ class StudySpec(StudyModel):
                 BundleRef.parse(value)
             except ModelOpsError as exc:
                 raise field_error(exc.info.message) from None
+        return value
+
+    @field_validator("seed_bits", mode="before")
+    @classmethod
+    def _seed_bits(cls, value: Any) -> Any:
+        """Exactly the integer 32 or 64 (the Literal check alone would take 32.0)."""
+        if type(value) is not int or value not in get_args(SeedBits):
+            raise field_error(f"must be 32 (the default) or 64; got {show(value)}")
         return value
 
     @field_validator("outputs")

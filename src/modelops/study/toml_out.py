@@ -36,6 +36,8 @@ def study_toml(spec: StudySpec) -> str:
     if spec.outputs is not None:
         top["outputs"] = spec.outputs
     top["seed"] = spec.seed
+    if spec.seed_bits != 32:
+        top["seed_bits"] = spec.seed_bits
     top["replicates"] = spec.replicates
     blocks = [_pairs(top)]
     if spec.config:
