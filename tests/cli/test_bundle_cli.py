@@ -76,6 +76,48 @@ def test_bundle_check_lists_the_models_of_an_sdk_project() -> None:
     assert "outputs    incidence, prevalence" in done.stdout
     for parameter in ("beta", "gamma", "population"):
         assert parameter in done.stdout
+    assert (
+        "entrypoints  model:SIR (the default), model:SIR/lockdown, model:SIR/vaccination"
+        in done.stdout.splitlines()
+    )
+
+
+def test_bundle_check_of_a_plain_wire_names_it_and_never_calls_it(tmp_path: Path) -> None:
+    called = tmp_path / "called"
+    project = write_project(
+        tmp_path / "plain-wire",
+        {
+            "wire.py": f"""
+                import pathlib
+
+
+                def wire(entrypoint, params, seed):
+                    pathlib.Path({str(called)!r}).write_text(entrypoint)
+                    raise RuntimeError("bundle check must not call the wire")
+            """,
+        },
+    )
+    done = mops("bundle", "check", str(project))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("bundle  plain-wire@sha256:")
+    assert lines[1:] == [
+        "wire.py:wire — not an SDK bundle: its entrypoints are whatever its wire function accepts"
+    ]
+    assert not called.exists()
+
+
+def test_bundle_check_of_a_plain_wire_with_a_missing_dependency_fails(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "plain-broken",
+        {"wire.py": "import not_installed_anywhere\n\n\ndef wire(e, p, s):\n    return {}\n"},
+    )
+    done = mops("bundle", "check", str(project))
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "missing_dependency: missing dependency: no module named 'not_installed_anywhere' "
+        "(imported by wire module 'wire')"
+    ), done.stderr
 
 
 def test_bundle_check_of_a_folder_without_models_says_what_to_add(tmp_path: Path) -> None:

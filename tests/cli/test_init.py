@@ -27,11 +27,16 @@ def mops(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("template", "output", "rows"),
-    [("sir", "incidence", 4 * 2 * 60), ("blank", "series", 2 * 3 * 20)],
+    ("template", "output", "rows", "sim_rows"),
+    [("sir", "incidence", 4 * 2 * 60, 120), ("blank", "series", 2 * 3 * 20, 30)],
 )
-def test_init_makes_a_locked_project_whose_study_runs(
-    template: str, output: str, rows: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_init_makes_a_locked_project_that_simulates_and_whose_study_runs(
+    template: str,
+    output: str,
+    rows: int,
+    sim_rows: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     made = mops(tmp_path, "init", "demo", "--template", template)
     assert made.returncode == 0, made.stdout + made.stderr
@@ -39,6 +44,11 @@ def test_init_makes_a_locked_project_whose_study_runs(
     assert {p.name for p in project.iterdir()} == FILES
     assert 'name = "demo"' in (project / "pyproject.toml").read_text()
     assert "warning" not in made.stderr
+
+    # no entrypoint: the project's only model runs with its defaults and config
+    simulated = mops(project, "sim", ".")
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    assert f"{output}: {sim_rows} rows x " in simulated.stdout
 
     ran = mops(project, "run", "study.toml", "--workers", "2")
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -70,7 +70,8 @@ def test_example_checks_and_its_study_runs(
     example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model, scenarios, outputs, rows, columns = CASES[example]
-    _, models = api.check_bundle(str(EXAMPLES / example))
+    models = api.check_bundle(str(EXAMPLES / example)).models
+    assert models is not None
     assert list(models) == [model]
     assert models[model]["scenarios"] == scenarios
     assert models[model]["outputs"] == outputs

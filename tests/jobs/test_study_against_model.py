@@ -29,6 +29,7 @@ VALID = """
     [parameters.fixed]
     population = 1000
 """
+SIR_ENTRYPOINTS = "this bundle has: model:SIR, model:SIR/lockdown, model:SIR/vaccination"
 
 
 @pytest.fixture
@@ -76,8 +77,27 @@ def attempt(project: Path, body: str) -> ModelOpsError:
             "5 is outside model:SIR's bounds for 'population'",
         ),
         ('["incidence"]', '["deaths"]', ":3: outputs:", "model:SIR has no output 'deaths'"),
-        ("SIR/lockdown", "SIR/curfew", ":2: entrypoint:", "model:SIR has no scenario 'curfew'"),
-        ("model:SIR", "model:SEIR", ":2: entrypoint:", "the bundle declares no model 'model:SEIR'"),
+        (
+            "SIR/lockdown",
+            "SIR/curfew",
+            ":2: entrypoint:",
+            "unknown entrypoint 'model:SIR/curfew' (model:SIR has no scenario 'curfew'); "
+            + SIR_ENTRYPOINTS,
+        ),
+        (
+            "model:SIR",
+            "model:SEIR",
+            ":2: entrypoint:",
+            "unknown entrypoint 'model:SEIR/lockdown' (the bundle declares no model "
+            "'model:SEIR'); " + SIR_ENTRYPOINTS,
+        ),
+        (
+            "model:SIR/lockdown",
+            "SIR",
+            ":2: entrypoint:",
+            "entrypoint 'SIR' must be 'module:Class' or 'module:Class/scenario'; "
+            + SIR_ENTRYPOINTS,
+        ),
         ("days = 10", "weeks = 10", ":5: config.weeks:", "model:SIR has no config key 'weeks'"),
     ],
 )
@@ -91,8 +111,30 @@ def test_study_mistakes_are_named_at_their_line(
     assert "\n" not in str(error)
 
 
-def test_a_valid_study_of_the_example_runs(project: Path) -> None:
+@pytest.mark.parametrize("entrypoint", ["model:SIR/lockdown", None])
+def test_a_valid_study_of_the_example_runs(project: Path, entrypoint: str | None) -> None:
+    """Without an entrypoint, a one-model bundle runs its model's baseline."""
+    body = textwrap.dedent(VALID).lstrip()
+    if entrypoint is None:
+        body = body.replace('entrypoint = "model:SIR/lockdown"\n', "")
     path = project / "study.toml"
-    path.write_text(textwrap.dedent(VALID).lstrip())
+    path.write_text(body)
     job = run_study(load_study(path), n_workers=1)
     assert job.counts.succeeded == 2
+
+
+def test_an_empty_entrypoint_with_two_models_lists_both(project: Path) -> None:
+    model = project / "model"
+    (model / "model.py").write_text(
+        (model / "model.py").read_text() + "\n\nclass SIRS(SIR):\n    pass\n"
+    )
+    pyproject = model / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('["model:SIR"]', '["model:SIR", "model:SIRS"]')
+    )
+    error = attempt(project, VALID.replace('entrypoint = "model:SIR/lockdown"', ""))
+    assert str(error).endswith(
+        "study.toml:1: entrypoint: no entrypoint given, which works only for a bundle with one "
+        "model; this bundle has: model:SIR, model:SIR/lockdown, model:SIR/vaccination, "
+        "model:SIRS, model:SIRS/lockdown, model:SIRS/vaccination"
+    )

@@ -11,6 +11,8 @@ from rich.text import Text
 
 from modelops.bundle.inspect import BundleDescription
 from modelops.contracts import Artifact, ArtifactKind, BundleRef, ErrorInfo, SimReturn
+from modelops.runtime.describe import BundleCheck
+from modelops.sdk.wire import entrypoints
 
 PREVIEW_ROWS = 5
 
@@ -87,6 +89,31 @@ def bundle_view(description: BundleDescription) -> Any:
     for entry in config.files:
         files.add_row(entry.path, f"{entry.size:,}", oct(entry.mode)[2:])
     return Group(head, files)
+
+
+def print_check(console: Console, check: BundleCheck) -> None:
+    """`mops bundle check`: each SDK model and the entrypoints that run it; for any other
+    bundle, one line naming its wire (imported, never called)."""
+    console.print(f"bundle  {check.ref}", highlight=False, soft_wrap=True)
+    if check.models is None:
+        console.print(
+            f"{check.wire_source} — not an SDK bundle: its entrypoints are whatever its wire "
+            "function accepts",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    for target, model in check.models.items():
+        console.print(models_view(target, model))
+    console.print(entrypoints_line(check.models), highlight=False, soft_wrap=True)
+
+
+def entrypoints_line(models: dict[str, dict]) -> str:
+    """Every entrypoint as typed; with one model, an empty entrypoint runs its baseline."""
+    listed = entrypoints({target: model["scenarios"] for target, model in models.items()})
+    if len(models) == 1:
+        listed[0] += " (the default)"
+    return f"entrypoints  {', '.join(listed)}"
 
 
 def models_view(target: str, model: dict) -> Any:

@@ -3,7 +3,8 @@
 SDK models describe themselves (parameters with kinds and bounds, config, scenarios,
 outputs), so a parameter the model lacks, a range past its bounds, a float range for an int
 parameter, an unknown scenario, config key or output is reported at its line in the study
-file. Plain wire bundles cannot describe themselves; their studies are checked when run.
+file; an empty entrypoint means the bundle's only model, as on the worker. Plain wire
+bundles cannot describe themselves; their studies are checked when run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.sdk.wire import (
+    ENTRYPOINT_FORM,
+    choices_message,
+    no_entrypoint_message,
+    unknown_entrypoint_message,
+)
 from modelops.study import StudySpec, field_problem
 
 
@@ -19,22 +26,7 @@ def _problem(spec: StudySpec, loc: tuple[str | int, ...], message: str) -> Model
 
 
 def check_study(spec: StudySpec, models: dict[str, Any]) -> None:
-    target, _, scenario = spec.entrypoint.partition("/")
-    model = models.get(target)
-    if model is None:
-        raise _problem(
-            spec,
-            ("entrypoint",),
-            f"the bundle declares no model {target!r}; it declares {', '.join(models) or 'none'}",
-        )
-    for name in filter(None, scenario.split("+")):
-        if name not in model["scenarios"]:
-            raise _problem(
-                spec,
-                ("entrypoint",),
-                f"{target} has no scenario {name!r}; it has "
-                f"{', '.join(model['scenarios']) or 'none'}",
-            )
+    target, model = _entrypoint_model(spec, models)
     params = model["params"]
     space = spec.parameters
     for name, dim in space.dims.items():
@@ -73,6 +65,34 @@ def check_study(spec: StudySpec, models: dict[str, Any]) -> None:
                 ("outputs",),
                 f"{target} has no output {name!r}; it has {', '.join(model['outputs'])}",
             )
+
+
+def _entrypoint_model(spec: StudySpec, models: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The model the study's entrypoint runs, resolved as the SDK's wire resolves it (an
+    empty entrypoint: the bundle's only model); a mistake lists the entrypoints there are."""
+    entrypoint = spec.entrypoint
+    choices = choices_message({t: m["scenarios"] for t, m in models.items()})
+    if not entrypoint:
+        if len(models) != 1:
+            raise _problem(spec, ("entrypoint",), no_entrypoint_message(choices))
+        target = next(iter(models))
+        return target, models[target]
+    target, _, scenario = entrypoint.partition("/")
+    module_name, sep, class_name = target.partition(":")
+    if not (sep and module_name and class_name):
+        raise _problem(
+            spec,
+            ("entrypoint",),
+            f"entrypoint {entrypoint!r} must be {ENTRYPOINT_FORM}; {choices}",
+        )
+    model = models.get(target)
+    reason = f"the bundle declares no model {target!r}"
+    if model is not None:
+        missing = [n for n in filter(None, scenario.split("+")) if n not in model["scenarios"]]
+        if not missing:
+            return target, model
+        reason = f"{target} has no scenario {missing[0]!r}"
+    raise _problem(spec, ("entrypoint",), unknown_entrypoint_message(entrypoint, reason, choices))
 
 
 def _check_name(

@@ -1,17 +1,22 @@
-"""Ask an SDK bundle what it holds: its models, their parameters, scenarios and outputs.
+"""Ask a bundle what it holds, in its real environment and a real child, before any job.
 
-The question travels as an ordinary task with the SDK's describe entrypoint, so it runs in
-the bundle's real environment, in a real child: a missing dependency or a typo in a model
-shows here, before any job is submitted.
+An SDK bundle (`[tool.modelops] wire = "modelops.sdk:wire"`) describes its models: the
+question travels as an ordinary task with the SDK's describe entrypoint, so a missing
+dependency or a typo in a model shows here. Any other bundle's wire is the author's own
+function, which must never be called with an internal name: for it the check builds the
+environment and imports the wire in a child (a missing dependency still shows), and says
+that its entrypoints are whatever that function accepts.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelops.bundle.cache import BundleSource
+from modelops.bundle.config import BundleConfig
 from modelops.contracts import BundleRef, ModelOpsError, RunLimits, SimTask
 from modelops.runtime.runner import TaskRunner
 from modelops.sdk.wire import DESCRIBE
@@ -19,12 +24,63 @@ from modelops.sdk.wire import DESCRIBE
 SDK_WIRE = "modelops.sdk:wire"
 
 
+@dataclass(frozen=True)
+class BundleCheck:
+    """What `mops bundle check` found: the bundle's wire and, for an SDK bundle, its models
+    ({`module:Class`: parameters, config, scenarios, outputs, doc}); None for any other."""
+
+    ref: BundleRef
+    wire: str  # "module:function", as the bundle config records it
+    wire_source: str  # where a person finds it: "wire.py:wire", or the spec when not a file
+    models: dict[str, Any] | None
+
+    @property
+    def uses_sdk(self) -> bool:
+        return self.models is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.ref),
+            "wire": self.wire,
+            "wire_source": self.wire_source,
+            "sdk": self.uses_sdk,
+            "models": self.models,
+        }
+
+
+def check_bundle(ref: BundleRef, source: BundleSource, cache: Path) -> BundleCheck:
+    runner = TaskRunner(source, cache)
+    try:
+        bundle = runner.load(ref)  # env built, wire imported in a child, or a classified error
+        config = bundle.config
+        models = _describe(runner, ref) if config.wire == SDK_WIRE else None
+    finally:
+        runner.close()
+    return BundleCheck(ref, config.wire, wire_source(config), models)
+
+
 def describe_models(ref: BundleRef, source: BundleSource, cache: Path) -> dict[str, Any]:
     runner = TaskRunner(source, cache)
     try:
-        result = runner.run(SimTask(ref, DESCRIBE, {}, 0, limits=RunLimits(retries=0)))
+        return _describe(runner, ref)
     finally:
         runner.close()
+
+
+def wire_source(config: BundleConfig) -> str:
+    """`wire.py:wire` when the wire module is a file of the bundle, else the spec itself
+    (a module the environment provides, such as the SDK's)."""
+    module, _, function = config.wire.partition(":")
+    stem = module.replace(".", "/")
+    paths = {entry.path for entry in config.files}
+    for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
+        if candidate in paths:
+            return f"{candidate}:{function}"
+    return config.wire
+
+
+def _describe(runner: TaskRunner, ref: BundleRef) -> dict[str, Any]:
+    result = runner.run(SimTask(ref, DESCRIBE, {}, 0, limits=RunLimits(retries=0)))
     if result.error is not None:
         raise ModelOpsError.from_info(result.error)
     return json.loads(result.outputs["models"].data)

@@ -61,6 +61,20 @@ class TaskRunner:
         timings["total_s"] = time.perf_counter() - started
         return replace(result, timings=timings, worker=worker)
 
+    def load(self, ref: BundleRef) -> FetchedBundle:
+        """Make `ref` runnable without running a task: fetch it, build its environment and
+        start a child that imports its wire (kept warm for the next task, unless the bundle
+        runs cold; an idle warm child of the bundle already proves it). Raises the classified
+        error of the step that failed."""
+        bundle, python = self._prepare(ref, {})
+        if bundle.config.runtime.isolation is Isolation.COLD:
+            self._start(bundle, python, {}).close()
+        else:
+            key = (str(python), bundle.ref.digest)
+            with self.pool.acquire(key, lambda: self._start(bundle, python, {})):
+                pass
+        return bundle
+
     def _attempt(self, task: SimTask, timings: dict[str, float]) -> SimReturn:
         try:
             bundle, python = self._prepare(task.bundle, timings)
@@ -94,12 +108,7 @@ class TaskRunner:
         self, task: SimTask, bundle: FetchedBundle, python: Path, timings: dict[str, float]
     ) -> SimReturn:
         def start() -> WarmChild:
-            began = time.perf_counter()
-            child = WarmChild.start(
-                python, bundle, self.cache / "logs", self.child_threads, sdk_folder(self.cache)
-            )
-            timings["start_s"] = time.perf_counter() - began
-            return child
+            return self._start(bundle, python, timings)
 
         runtime = bundle.config.runtime
         isolation = task.limits.isolation or runtime.isolation
@@ -115,6 +124,14 @@ class TaskRunner:
             if isolation is Isolation.RECYCLE and child.tasks_served >= (max_tasks or 1):
                 child.close()
             return result
+
+    def _start(self, bundle: FetchedBundle, python: Path, timings: dict[str, float]) -> WarmChild:
+        began = time.perf_counter()
+        child = WarmChild.start(
+            python, bundle, self.cache / "logs", self.child_threads, sdk_folder(self.cache)
+        )
+        timings["start_s"] = time.perf_counter() - began
+        return child
 
     def close(self) -> None:
         self.pool.close()
