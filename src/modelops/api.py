@@ -9,6 +9,7 @@ from typing import Any
 
 from modelops.bundle import LayoutStore, fetch_bundle, publish
 from modelops.bundle.inspect import BundleDescription, describe_bundle
+from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
 from modelops.bundle.sources import open_store, parse_reference
@@ -21,13 +22,20 @@ from modelops.contracts import (
     SimReturn,
     SimTask,
 )
-from modelops.runtime.describe import describe_models
+from modelops.runtime.describe import BundleCheck
+from modelops.runtime.describe import check_bundle as runtime_check_bundle
 from modelops.settings import Settings
 
 
-def build(project: Path, repository: str | None = None, tag: str | None = None) -> BundleRef:
-    """Build a bundle from a project folder and put it in the embedded bundle store."""
-    return publish.store_locally(project, Settings.from_env(), repository, tag)
+def build(
+    project: Path,
+    repository: str | None = None,
+    tag: str | None = None,
+    lock: LockMode = LockMode.UPDATE,
+) -> BundleRef:
+    """Build a bundle from a project folder and put it in the embedded bundle store; a
+    uv.lock out of date with pyproject.toml is locked again first (see `LockMode`)."""
+    return publish.store_locally(project, Settings.from_env(), repository, tag, lock)
 
 
 def push(
@@ -39,6 +47,7 @@ def push(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    lock: LockMode = LockMode.UPDATE,
 ) -> PushReport:
     """Build a bundle and push it to a registry (the flag, else MODELOPS_BUNDLE_REGISTRY)."""
     return publish.push_project(
@@ -51,6 +60,7 @@ def push(
         insecure,
         username,
         password,
+        lock,
     )
 
 
@@ -110,9 +120,9 @@ def login(registry: str, username: str, password: str, insecure: bool = False) -
     return store_credentials(host, credentials)
 
 
-def resolve(path_or_ref: str) -> BundleRef:
+def resolve(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleRef:
     """A project folder is built and published; a reference must name a stored bundle."""
-    return publish.resolve_bundle(path_or_ref, Settings.from_env())
+    return publish.resolve_bundle(path_or_ref, Settings.from_env(), lock)
 
 
 def simulate(
@@ -139,9 +149,11 @@ def simulate(
         return next(run_tasks(client, [task]))
 
 
-def check_bundle(path_or_ref: str) -> tuple[BundleRef, dict[str, Any]]:
-    """Build the bundle's environment, import every declared model in a child, and return
-    what each declares: where a missing dependency or a typo shows before any job."""
+def check_bundle(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleCheck:
+    """Build the bundle's environment and import its wire in a child; for an SDK bundle,
+    import every declared model and return what each declares, so a missing dependency or
+    a typo shows before any job. Another bundle's wire is imported, never called: its
+    entrypoints are whatever it accepts (`models` is None)."""
     settings = Settings.from_env()
-    ref = publish.resolve_bundle(path_or_ref, settings)
-    return ref, describe_models(ref, open_store(settings), settings.cache)
+    ref = publish.resolve_bundle(path_or_ref, settings, lock)
+    return runtime_check_bundle(ref, open_store(settings), settings.cache)

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from tests.conftest import SMOKE_BUNDLE, write_project
 
+from modelops.bundle import LayoutStore
+from modelops.settings import Settings
+
 MOPS = [sys.executable, "-m", "modelops.cli"]
 
 
@@ -43,6 +46,40 @@ def test_sim_json_runs_one_simulation_of_a_folder() -> None:
     }
     assert doc["outputs"]["metadata"]["bytes"] > 0
     assert doc["timings"]["total_s"] > 0
+
+
+SEED_WIRE = """
+import pyarrow as pa
+
+def wire(entrypoint, params, seed):
+    table = pa.table({"seed": [str(seed)], "type": [type(seed).__name__]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return {"seen": sink.getvalue().to_pybytes()}
+"""
+
+
+def test_sim_passes_the_largest_64_bit_seed_to_the_model_unchanged(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "seeds", {"wire.py": SEED_WIRE, "requirements.txt": "pyarrow\n"}
+    )
+    done = mops("sim", str(project), "--seed", str(2**64 - 1))
+    assert done.returncode == 0, done.stderr
+    assert "18446744073709551615" in done.stdout
+    assert "int" in done.stdout
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_sim_refuses_a_seed_out_of_range_in_one_line_before_building(
+    tmp_path: Path, seed: str
+) -> None:
+    project = write_project(tmp_path / "unbuilt", {"wire.py": SEED_WIRE})
+    done = mops("sim", str(project), "--seed", seed)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"bad_input: seed must be in [0, 2**64), got {seed}"
+    stored = LayoutStore(Settings.from_env().bundle_store).refs()
+    assert "unbuilt" not in {ref.repository for ref, _ in stored}
 
 
 def test_sim_by_reference_prints_a_table_preview() -> None:

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from modelops import api
-from modelops.cli.common import console, fail, stderr
-from modelops.cli.render import bundle_view, models_view
+from modelops.cli.common import FrozenOption, LockedOption, console, fail, lock_mode, stderr
+from modelops.cli.render import bundle_view, print_check
 from modelops.contracts import ModelOpsError
 
 bundle_app = typer.Typer(no_args_is_help=True, help="Build, publish and inspect bundles.")
@@ -42,10 +42,12 @@ def bundle_build(
     path: Annotated[Path, typer.Argument(help="The project folder.")] = Path("."),
     repository: Annotated[str | None, typer.Option(help="Defaults to the project name.")] = None,
     tag: Annotated[str | None, typer.Option(help="A name for people; refs use the digest.")] = None,
+    locked: LockedOption = False,
+    frozen: FrozenOption = False,
 ) -> None:
     """Build a bundle, store it in the embedded bundle store, print its reference."""
     try:
-        ref = api.build(path, repository, tag)
+        ref = api.build(path, repository, tag, lock_mode(locked, frozen))
     except ModelOpsError as exc:
         raise fail(exc.info) from None
     print(ref)
@@ -61,11 +63,19 @@ def bundle_push(
     insecure: InsecureOption = False,
     username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False,
+    locked: LockedOption = False,
+    frozen: FrozenOption = False,
 ) -> None:
     """Build a bundle and push it to a registry; prints repository@sha256:…"""
     try:
         report = api.push(
-            path, registry, repository, tag, force, **access(insecure, username, password_stdin)
+            path,
+            registry,
+            repository,
+            tag,
+            force,
+            **access(insecure, username, password_stdin),
+            lock=lock_mode(locked, frozen),
         )
     except ModelOpsError as exc:
         raise fail(exc.info) from None
@@ -163,12 +173,13 @@ def bundle_login(
 @bundle_app.command("check")
 def bundle_check(
     path: Annotated[str, typer.Argument(help="Project folder or reference.")] = ".",
+    locked: LockedOption = False,
+    frozen: FrozenOption = False,
 ) -> None:
-    """Build the environment, import every model, list their params, scenarios, outputs."""
+    """Build the environment and import the wire; for an SDK bundle, import every model and
+    list their params, scenarios, outputs and entrypoints."""
     try:
-        ref, models = api.check_bundle(path)
+        check = api.check_bundle(path, lock_mode(locked, frozen))
     except ModelOpsError as exc:
         raise fail(exc.info) from None
-    console.print(f"bundle  {ref}", highlight=False, soft_wrap=True)
-    for target, model in models.items():
-        console.print(models_view(target, model))
+    print_check(console, check)

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from modelops import results as job_results
-from modelops.cli.common import console, fail, stderr
+from modelops.cli.common import FrozenOption, LockedOption, console, fail, lock_mode, stderr
 from modelops.contracts import ModelOpsError
 from modelops.jobs import Progress as JobProgress
 from modelops.jobs import cancel_job, resume_job, run_study
@@ -109,9 +109,12 @@ def run(
     study: Annotated[Path, typer.Argument(help="The study file (TOML).")],
     scheduler: SchedulerOption = None,
     workers: WorkersOption = None,
+    locked: LockedOption = False,
+    frozen: FrozenOption = False,
 ) -> None:
     """Run a study: every simulation not already in the store, results streamed to it."""
     try:
+        lock = lock_mode(locked, frozen)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", StudyWarning)
             spec = load_study(study)
@@ -124,7 +127,12 @@ def run(
                 console.print(f"job {job.job_id}: {spec.n_simulations} simulations")
 
             job = run_study(
-                spec, scheduler=scheduler, n_workers=workers, on_start=started, on_progress=bar
+                spec,
+                scheduler=scheduler,
+                n_workers=workers,
+                on_start=started,
+                on_progress=bar,
+                lock=lock,
             )
     except ModelOpsError as exc:
         raise fail(exc.info) from None

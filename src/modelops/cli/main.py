@@ -9,7 +9,17 @@ import typer
 
 from modelops import api
 from modelops.cli.bundle import bundle_app
-from modelops.cli.common import console, fail, parse_param, parse_size, stderr
+from modelops.cli.common import (
+    FrozenOption,
+    LockedOption,
+    console,
+    fail,
+    lock_mode,
+    parse_param,
+    parse_size,
+    show_warnings_as_lines,
+    stderr,
+)
 from modelops.cli.init import init
 from modelops.cli.jobs import jobs_app, results_app, run
 from modelops.cli.render import print_sim, sim_json
@@ -21,6 +31,7 @@ from modelops.contracts import (
     ModelOpsError,
     RunLimits,
     SimReturn,
+    check_seed,
 )
 
 app = typer.Typer(
@@ -36,6 +47,12 @@ app.add_typer(results_app, name="results")
 app.add_typer(study_app, name="study")
 app.command()(run)
 app.command()(init)
+
+
+@app.callback()
+def main() -> None:
+    """ModelOps: run simulation models from content-addressed bundles on Dask."""
+    show_warnings_as_lines()
 
 
 @app.command()
@@ -62,6 +79,8 @@ def sim(
         str | None, typer.Option("--isolation", help="warm, recycle or cold.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    locked: LockedOption = False,
+    frozen: FrozenOption = False,
 ) -> None:
     """Run one simulation of a bundle through the full worker path."""
     bundle: BundleRef | None = None
@@ -69,12 +88,13 @@ def sim(
     error: ErrorInfo | None = None
     try:
         params = dict(parse_param(p) for p in param or [])
+        check_seed(seed)  # before the folder is built and published
         limits = RunLimits(
             timeout_s=timeout,
             memory_limit_mb=parse_size(memory_limit) if memory_limit else None,
             isolation=isolation,
         )
-        bundle = api.resolve(path_or_ref)
+        bundle = api.resolve(path_or_ref, lock_mode(locked, frozen))
         result = api.simulate(
             bundle, entrypoint, params, seed, outputs=output, scheduler=scheduler, limits=limits
         )
