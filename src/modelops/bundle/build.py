@@ -83,8 +83,8 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
     pyproject = read_pyproject(root)
     files = _collect_files(root)
     by_path = {f.path: f for f in files}
-    wire = find_wire(root, pyproject, set(by_path))
     env_kind, env_files = environment_kind(root, pyproject)
+    wire = find_wire(root, pyproject, set(by_path), has_dependencies=env_kind != "none")
     missing = [p for p in env_files if p not in by_path]
     if missing:
         raise ModelOpsError(

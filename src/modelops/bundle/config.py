@@ -49,7 +49,7 @@ class RuntimeDefaults:
 class BundleConfig:
     files: tuple[FileEntry, ...]
     environment: Environment
-    wire: str  # "module:function"
+    wire: str  # "module:function"; "" when a package of the environment provides it
     runtime: RuntimeDefaults = RuntimeDefaults()
     import_paths: tuple[str, ...] = ()  # folders besides the root on sys.path, e.g. "src"
     format: int = FORMAT_VERSION

@@ -3,6 +3,9 @@
 Wire order (DESIGN.md): `[tool.modelops] wire`, a `modelops.wire` entry point declared in
 pyproject.toml, then a top-level `wire.py` that defines `wire`. Finding it here, once,
 means a folder without one fails at build with a clear message, not later on a worker.
+The one exception: a bundle that declares no wire but has dependencies may get its wire
+from a package of its environment (the earlier system's Calabaria provided one as a
+`modelops.wire` entry point); that is looked up by the child once the environment exists.
 """
 
 from __future__ import annotations
@@ -29,9 +32,15 @@ def read_pyproject(root: Path) -> dict[str, Any]:
         raise ModelOpsError(ErrorClass.BAD_BUNDLE, f"{path} is not valid TOML: {exc}") from exc
 
 
-def find_wire(root: Path, pyproject: dict[str, Any], included: set[str]) -> str:
-    """`module:function` of the wire; `included` are the bundle's files, so a wire.py that
-    .modelopsignore leaves out does not count."""
+WIRE_FROM_ENVIRONMENT = ""  # the config's wire when a dependency's entry point provides it
+
+
+def find_wire(
+    root: Path, pyproject: dict[str, Any], included: set[str], has_dependencies: bool
+) -> str:
+    """`module:function` of the wire, or WIRE_FROM_ENVIRONMENT when the bundle declares none
+    but has dependencies that may provide one; `included` are the bundle's files, so a
+    wire.py that .modelopsignore leaves out does not count."""
     declared = pyproject.get("tool", {}).get("modelops", {}).get("wire")
     if declared is not None:
         return _checked_spec(declared, "[tool.modelops] wire in pyproject.toml")
@@ -56,10 +65,13 @@ def find_wire(root: Path, pyproject: dict[str, Any], included: set[str]) -> str:
                 "def wire(entrypoint, params, seed) -> dict[str, bytes]",
             )
         return "wire:wire"
+    if has_dependencies:
+        return WIRE_FROM_ENVIRONMENT
     raise ModelOpsError(
         ErrorClass.BAD_BUNDLE,
         f"no wire function in {root}: add wire.py defining wire(entrypoint, params, seed), "
-        'or set [tool.modelops] wire = "module:function" in pyproject.toml',
+        'set [tool.modelops] wire = "module:function" in pyproject.toml, or depend on a '
+        "package that provides a 'modelops.wire' entry point",
     )
 
 

@@ -77,7 +77,8 @@ def bundle_view(description: BundleDescription) -> Any:
     env = config.environment
     head = Text()
     head.append(f"bundle       {description.ref}\n")
-    head.append(f"wire         {config.wire}\n")
+    wire = config.wire or "a package's 'modelops.wire' entry point, found in its environment"
+    head.append(f"wire         {wire}\n")
     head.append(f"environment  {env.kind} ({', '.join(env.files) or 'no files'})\n")
     head.append(f"lock digest  {env.lock_digest}\n")
     head.append(f"created by   modelops, bundle format {config.format}\n")

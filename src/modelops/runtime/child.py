@@ -34,6 +34,7 @@ class WarmChild:
         self._responses = responses
         self.log_dir = log_dir
         self.tasks_served = 0
+        self.wire = ""  # the wire it loaded: the bundle's own, or one its environment provides
 
     @classmethod
     def start(
@@ -89,6 +90,7 @@ class WarmChild:
         if header["type"] == "fatal":
             self.close()
             raise ModelOpsError.from_info(ErrorInfo.from_dict(header["error"]))
+        self.wire = header["wire"]
 
     @property
     def alive(self) -> bool:

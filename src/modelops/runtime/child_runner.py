@@ -111,6 +111,40 @@ def _load_wire(spec: str, bundle: str) -> Any:
     return function
 
 
+WIRE_ENTRY_POINTS = "modelops.wire"
+
+
+def _wire_from_environment() -> str:
+    """The wire a package of the bundle's environment provides as a `modelops.wire` entry
+    point, for a bundle that declares none of its own (as the earlier system's Calabaria
+    did). Exactly one must exist: choosing among several is the author's call."""
+    from importlib import metadata
+
+    found = metadata.entry_points()
+    if hasattr(found, "select"):
+        group = found.select(group=WIRE_ENTRY_POINTS)
+    else:  # Python 3.8 and 3.9: a dict of groups
+        group = found.get(WIRE_ENTRY_POINTS, ())
+    specs = sorted({entry.value.replace(" ", "") for entry in group})
+    if len(specs) == 1:
+        return specs[0]
+    if not specs:
+        raise _Fatal(
+            "bad_bundle",
+            LookupError(WIRE_ENTRY_POINTS),
+            "no wire function: the bundle declares none (wire.py, [tool.modelops] wire or a "
+            "modelops.wire entry point) and no package in its environment provides a "
+            "'modelops.wire' entry point",
+        )
+    raise _Fatal(
+        "bad_bundle",
+        LookupError(WIRE_ENTRY_POINTS),
+        f"packages in the bundle's environment provide {len(specs)} 'modelops.wire' entry "
+        f"points ({', '.join(specs)}); choose one with [tool.modelops] wire = "
+        '"module:function" in pyproject.toml',
+    )
+
+
 class _Fatal(Exception):
     def __init__(self, error_class: str, cause: BaseException, message: str) -> None:
         super().__init__(message)
@@ -228,13 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.sdk:  # after the bundle and its environment: they win if they ship their own
         sys.path.append(args.sdk)
     try:
-        wire = _load_wire(args.wire, args.bundle)
+        spec = args.wire or _wire_from_environment()
+        wire = _load_wire(spec, args.bundle)
     except _Fatal as fatal:
         write_message(responses, {"type": "fatal", "error": fatal.error})
         return 1
     write_message(
         responses,
-        {"type": "ready", "pid": os.getpid(), "python": sys.version},
+        {"type": "ready", "pid": os.getpid(), "python": sys.version, "wire": spec},
     )
     while (message := read_message(requests)) is not None:
         request, _ = message

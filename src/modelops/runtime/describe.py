@@ -30,7 +30,7 @@ class BundleCheck:
     ({`module:Class`: parameters, config, scenarios, outputs, doc}); None for any other."""
 
     ref: BundleRef
-    wire: str  # "module:function", as the bundle config records it
+    wire: str  # "module:function" the child loaded (the bundle's, or its environment's)
     wire_source: str  # where a person finds it: "wire.py:wire", or the spec when not a file
     models: dict[str, Any] | None
 
@@ -51,12 +51,11 @@ class BundleCheck:
 def check_bundle(ref: BundleRef, source: BundleSource, cache: Path) -> BundleCheck:
     runner = TaskRunner(source, cache)
     try:
-        bundle = runner.load(ref)  # env built, wire imported in a child, or a classified error
-        config = bundle.config
-        models = _describe(runner, ref) if config.wire == SDK_WIRE else None
+        bundle, wire = runner.load(ref)  # env built, wire imported, or a classified error
+        models = _describe(runner, ref) if wire == SDK_WIRE else None
     finally:
         runner.close()
-    return BundleCheck(ref, config.wire, wire_source(config), models)
+    return BundleCheck(ref, wire, wire_source(bundle.config, wire), models)
 
 
 def describe_models(ref: BundleRef, source: BundleSource, cache: Path) -> dict[str, Any]:
@@ -67,16 +66,20 @@ def describe_models(ref: BundleRef, source: BundleSource, cache: Path) -> dict[s
         runner.close()
 
 
-def wire_source(config: BundleConfig) -> str:
-    """`wire.py:wire` when the wire module is a file of the bundle, else the spec itself
-    (a module the environment provides, such as the SDK's)."""
-    module, _, function = config.wire.partition(":")
+def wire_source(config: BundleConfig, wire: str) -> str:
+    """Where a person finds the wire the child loaded: `wire.py:wire` or `src/pkg/wire.py:wire`
+    for a file of the bundle, the spec of a module the environment provides (the SDK's),
+    or the entry point of a dependency when the bundle declares none."""
+    if not config.wire:
+        return f"{wire} (the 'modelops.wire' entry point of a package in its environment)"
+    module, _, function = wire.partition(":")
     stem = module.replace(".", "/")
     paths = {entry.path for entry in config.files}
-    for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
-        if candidate in paths:
-            return f"{candidate}:{function}"
-    return config.wire
+    for root in ("", *(f"{path}/" for path in config.import_paths)):
+        for candidate in (f"{root}{stem}.py", f"{root}{stem}/__init__.py"):
+            if candidate in paths:
+                return f"{candidate}:{function}"
+    return wire
 
 
 def _describe(runner: TaskRunner, ref: BundleRef) -> dict[str, Any]:

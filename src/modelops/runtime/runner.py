@@ -61,19 +61,20 @@ class TaskRunner:
         timings["total_s"] = time.perf_counter() - started
         return replace(result, timings=timings, worker=worker)
 
-    def load(self, ref: BundleRef) -> FetchedBundle:
+    def load(self, ref: BundleRef) -> tuple[FetchedBundle, str]:
         """Make `ref` runnable without running a task: fetch it, build its environment and
         start a child that imports its wire (kept warm for the next task, unless the bundle
-        runs cold; an idle warm child of the bundle already proves it). Raises the classified
-        error of the step that failed."""
+        runs cold; an idle warm child of the bundle already proves it). Returns the bundle
+        and the wire the child loaded, which a package of the environment may provide.
+        Raises the classified error of the step that failed."""
         bundle, python = self._prepare(ref, {})
         if bundle.config.runtime.isolation is Isolation.COLD:
-            self._start(bundle, python, {}).close()
-        else:
-            key = (str(python), bundle.ref.digest)
-            with self.pool.acquire(key, lambda: self._start(bundle, python, {})):
-                pass
-        return bundle
+            child = self._start(bundle, python, {})
+            child.close()
+            return bundle, child.wire
+        key = (str(python), bundle.ref.digest)
+        with self.pool.acquire(key, lambda: self._start(bundle, python, {})) as child:
+            return bundle, child.wire
 
     def _attempt(self, task: SimTask, timings: dict[str, float]) -> SimReturn:
         try:
