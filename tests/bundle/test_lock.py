@@ -4,6 +4,7 @@ relocked with one line by default, refused with --locked, used as is with --froz
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import warnings
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import write_project
+from tests.registry_servers import RunningRegistry
 
+from modelops import api
 from modelops.bundle import LayoutStore, build_bundle
 from modelops.bundle.lock import LockMode, LockUpdated, check_lock, describe_drift
 from modelops.bundle.publish import store_locally
+from modelops.bundle.registry import RegistryClient, RegistryHost
 from modelops.bundle.uv import run_uv
 from modelops.contracts import ErrorClass, ModelOpsError, SimTask
 from modelops.runtime import TaskRunner
@@ -189,3 +193,43 @@ def test_the_cli_prints_one_line_when_it_relocks_and_fails_with_locked(drifted: 
     assert again.returncode == 0, again.stderr
     assert again.stdout == built.stdout
     assert "locked again" not in again.stderr
+
+
+def test_push_checks_the_lock_before_anything_is_uploaded(
+    drifted: Path, registry: RunningRegistry
+) -> None:
+    with pytest.raises(ModelOpsError) as refused:
+        api.push(drifted, registry=registry.host, repository="drift", lock=LockMode.LOCKED)
+    assert "out of date with pyproject.toml (packaging missing)" in refused.value.info.message
+    client = RegistryClient(RegistryHost.parse(registry.host))
+    with client:
+        assert "drift" not in client.repositories()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = api.push(drifted, registry=registry.host, repository="drift")
+    assert [w for w in caught if issubclass(w.category, LockUpdated)]
+    ref, pulled = api.pull(str(report.ref), drifted.parent / "pulled", registry=registry.host)
+    assert ref == report.ref
+    assert (pulled / "uv.lock").read_bytes() == (drifted / "uv.lock").read_bytes()
+    assert 'name = "packaging"' in (pulled / "uv.lock").read_text()
+
+
+def test_mops_run_locked_points_at_the_study_files_bundle_line(drifted: Path) -> None:
+    study = drifted.parent / "study.toml"
+    study.write_text('name = "drift"\nbundle = "drifted"\n')
+    before = (drifted / "uv.lock").read_bytes()
+    done = subprocess.run(
+        ["mops", "run", str(study), "--locked"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        cwd=drifted.parent,
+        env={**os.environ, "MODELOPS_PROJECT_DIR": str(drifted.parent)},
+    )
+    assert done.returncode == 1
+    assert "study.toml:2: bundle:" in done.stderr
+    assert "out of date with pyproject.toml (packaging missing)" in done.stderr
+    assert (drifted / "uv.lock").read_bytes() == before
+    assert not (drifted.parent / ".modelops" / "jobs.db").exists()  # no job was created
