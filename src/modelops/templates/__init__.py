@@ -8,12 +8,12 @@ dropped and a `dot_` prefix becomes a leading dot (`dot_modelopsignore.tmpl` →
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import warnings
 from importlib import resources
 from pathlib import Path
+
+from modelops.bundle.uv import run_uv, uv_error_summary
 
 TEMPLATES = ("sir", "blank")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -65,26 +65,8 @@ def create_project(name: str, template: str, parent: Path) -> Path:
 
 def lock_project(root: Path) -> str | None:
     """Run `uv lock` for the project; None when it worked, else uv's error as one line."""
-    from uv import find_uv_bin
-
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.update(UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1", NO_COLOR="1")
-    try:
-        done = subprocess.run(
-            [find_uv_bin(), "lock", "--project", str(root)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=LOCK_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if done.returncode == 0:
-        return None
-    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()] or lines
-    return (errors[0] if errors else f"uv exited with {done.returncode}")[:300]
+    done = run_uv(["lock", "--project", str(root)], timeout=LOCK_TIMEOUT_S)
+    return None if done.returncode == 0 else uv_error_summary(done.stderr)[:300]
 
 
 def _target_name(template_name: str) -> str:
