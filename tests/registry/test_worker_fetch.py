@@ -10,8 +10,12 @@ from tests.registry_servers import RunningRegistry
 
 from modelops import api
 from modelops.bundle import build_bundle
+from modelops.bundle.build import LARGE_FILE_BYTES
+from modelops.bundle.registry import RegistryClient, RegistryHost, RegistrySource
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import SimTask
+from modelops.contracts.ids import sha256_hex
+from modelops.runtime import TaskRunner
 
 
 def registry_requests(registry: RunningRegistry, repository: str) -> list[str]:
@@ -46,3 +50,43 @@ def test_two_worker_processes_fetch_a_bundle_once_and_then_never_again(
         assert sum(f"/blobs/{digest}" in line for line in after_first) == 1, digest
     assert sum(f"/manifests/{ref.digest}" in line for line in after_first) == 1
     assert after_all == after_first  # cached on disk: no registry call from any later task
+
+
+TWIN = bytes(range(256)) * (LARGE_FILE_BYTES // 256)
+TWIN_WIRE = """
+import hashlib, pathlib
+
+def wire(entrypoint, params, seed):
+    data = pathlib.Path(__file__).parent / "data"
+    return {n: hashlib.sha256((data / n).read_bytes()).hexdigest().encode() for n in ("a", "b")}
+"""
+
+
+def test_a_worker_runs_a_bundle_holding_one_large_file_at_two_paths(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """Two paths, one digest: one layer downloaded once, placed at both paths (issue 10)."""
+    project = tmp_path / "twins"
+    (project / "data").mkdir(parents=True)
+    (project / "wire.py").write_text(TWIN_WIRE)
+    for name in ("a", "b"):
+        (project / "data" / name).write_bytes(TWIN)
+    ref = api.push(project, registry=registry.host, repository="worker-twins").ref
+    client = RegistryClient(RegistryHost.parse(registry.host))
+    runner = TaskRunner(RegistrySource(client), tmp_path / "cache")
+    try:
+        result = runner.run(SimTask(ref, "", {}, seed=1))
+    finally:
+        runner.close()
+        client.close()
+    assert result.ok, result.error
+    assert {name: out.data for name, out in result.outputs.items()} == {
+        "a": sha256_hex(TWIN).encode(),
+        "b": sha256_hex(TWIN).encode(),
+    }
+    blob_gets = [
+        line
+        for line in registry_requests(registry, "worker-twins")
+        if f"/blobs/sha256:{sha256_hex(TWIN)}" in line
+    ]
+    assert len(blob_gets) == 1

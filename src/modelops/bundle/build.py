@@ -21,12 +21,15 @@ from modelops.bundle.config import (
     CONFIG_MEDIA_TYPE,
     FILE_LAYER_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
     TITLE_ANNOTATION,
     TREE_LAYER_MEDIA_TYPE,
     BundleConfig,
     Environment,
     FileEntry,
     RuntimeDefaults,
+    lock_digest,
 )
 from modelops.bundle.discover import (
     environment_kind,
@@ -95,7 +98,7 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
     environment = Environment(
         env_kind,
         env_files,
-        "sha256:" + sha256_hex(canonical_json({p: by_path[p].digest for p in env_files})),
+        lock_digest({p: f.digest for p, f in by_path.items()}, env_files),
     )
     config = BundleConfig(
         files=tuple(files),
@@ -124,6 +127,13 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
             "layers": [layer.descriptor() for layer in layers],
         }
     )
+    if config_blob.size > MAX_CONFIG_BYTES or len(manifest) > MAX_MANIFEST_BYTES:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE,
+            f"{root} has {len(files)} files in {len(layers)} layers, more than a bundle can "
+            "describe (workers read at most a 16 MiB config and a 4 MiB manifest); list "
+            "generated or output folders in .modelopsignore",
+        )
     ref = BundleRef(
         repository or _repository_name(root, pyproject), "sha256:" + sha256_hex(manifest)
     )

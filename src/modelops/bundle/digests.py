@@ -11,15 +11,57 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.contracts.refs import is_digest
 
 CHUNK = 1 << 20
 
 
-def write_verified(chunks: Iterable[bytes], dest: Path, digest: str, what: str) -> None:
-    """Write `chunks` to `dest` atomically, only if they hash to `digest`."""
-    algorithm, _, expected = digest.partition(":")
-    if algorithm != "sha256":
-        raise ModelOpsError(ErrorClass.BAD_BUNDLE, f"{what}: unsupported digest {digest!r}")
+def check_digest(digest: object, what: str) -> str:
+    """`digest` if it is 'sha256:' and 64 lowercase hex characters, else a one-line
+    bad-bundle error: only such a digest is ever put into a path or a request."""
+    if not is_digest(digest):
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE,
+            f"{what} has an invalid digest {str(digest)[:100]!r}: expected 'sha256:' and 64 "
+            "lowercase hex characters",
+        )
+    assert isinstance(digest, str)
+    return digest
+
+
+def bounded(chunks: Iterable[bytes], size: int, what: str) -> Iterator[bytes]:
+    """`chunks`, refused as corrupt the moment they pass `size` bytes (nothing past it is
+    handed on, and the source is not read further) or if they end before it."""
+    received = 0
+    source = iter(chunks)
+    try:
+        for chunk in source:
+            received += len(chunk)
+            if received > size:
+                raise ModelOpsError(
+                    ErrorClass.BAD_BUNDLE,
+                    f"{what} is corrupt: it is larger than its declared size of {size} bytes",
+                )
+            yield chunk
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:  # a download stops here, its connection released
+            close()
+    if received != size:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE,
+            f"{what} is corrupt: it has {received} bytes, not its declared {size}",
+        )
+
+
+def write_verified(
+    chunks: Iterable[bytes], dest: Path, digest: str, what: str, size: int | None = None
+) -> None:
+    """Write `chunks` to `dest` atomically, only if they hash to `digest` (and, when `size`
+    is given, are exactly that long: reading stops as soon as they are longer)."""
+    expected = check_digest(digest, what).removeprefix("sha256:")
+    if size is not None:
+        chunks = bounded(chunks, size, what)
     dest.parent.mkdir(parents=True, exist_ok=True)
     hasher = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".partial-")
@@ -79,6 +121,18 @@ def read_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             yield chunk
+
+
+def read_limited(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of `path`, refused as a bad bundle (without reading them) if more than
+    `limit`."""
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE, f"{what} is larger than the {limit} bytes allowed; refused"
+        )
+    return data
 
 
 def verify_bytes(data: bytes, digest: str, what: str) -> bytes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from modelops.bundle.cache import BundleSource
-from modelops.bundle.config import BundleConfig
-from modelops.bundle.digests import verify_bytes
-from modelops.contracts import BundleRef
+from modelops.bundle.cache import BundleSource, parse_manifest
+from modelops.bundle.config import MAX_CONFIG_BYTES, BundleConfig
+from modelops.bundle.digests import bounded, verify_bytes
+from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,18 @@ class BundleDescription:
 
 
 def describe_bundle(ref: BundleRef, source: BundleSource) -> BundleDescription:
-    manifest = json.loads(verify_bytes(source.read_manifest(ref), ref.digest, f"manifest of {ref}"))
-    config_digest = manifest["config"]["digest"]
-    config_bytes = b"".join(source.blob_chunks(ref, config_digest))
-    config = BundleConfig.from_bytes(verify_bytes(config_bytes, config_digest, f"config of {ref}"))
-    return BundleDescription(ref, config, tuple(manifest["layers"]))
+    """Checked as a worker checks them: the manifest and config are bounded, verified and
+    parsed field by field, so a hostile bundle is refused here too, in one line."""
+    raw = verify_bytes(source.read_manifest(ref), ref.digest, f"manifest of {ref}")
+    config_descriptor, _ = parse_manifest(ref, raw)
+    if config_descriptor.size > MAX_CONFIG_BYTES:
+        raise ModelOpsError(
+            ErrorClass.BAD_BUNDLE,
+            f"config of {ref} declares {config_descriptor.size} bytes, more than the "
+            f"{MAX_CONFIG_BYTES} allowed; refused",
+        )
+    what, digest = f"config of {ref}", config_descriptor.digest
+    chunks = bounded(source.blob_chunks(ref, digest), config_descriptor.size, what)
+    config_bytes = verify_bytes(b"".join(chunks), digest, what)
+    config = BundleConfig.from_bytes(config_bytes, what)
+    return BundleDescription(ref, config, tuple(json.loads(raw)["layers"]))

@@ -15,8 +15,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from modelops.bundle.build import BuiltBundle
-from modelops.bundle.config import ARTIFACT_TYPE, MANIFEST_MEDIA_TYPE
-from modelops.bundle.digests import read_chunks, write_verified
+from modelops.bundle.config import (
+    ARTIFACT_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+)
+from modelops.bundle.digests import check_digest, read_chunks, read_limited, write_verified
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -32,20 +37,34 @@ class LayoutStore:
         return f"LayoutStore({str(self.root)!r})"
 
     def blob_path(self, digest: str) -> Path:
-        algorithm, _, hex_digest = digest.partition(":")
-        return self.root / "blobs" / algorithm / hex_digest
+        """Where a blob lives; only a well-formed digest is ever made into a path."""
+        check_digest(digest, f"a blob asked of the bundle store at {self.root}")
+        return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
     def put(self, bundle: BuiltBundle, tag: str | None = None) -> BundleRef:
-        """Store every blob the store lacks, then the manifest, then the index entry."""
+        """Store every blob the store lacks, then the manifest, then the index entry. A
+        bundle no worker would read (a manifest or config over its cap) is refused first."""
+        for what, size, cap in (
+            ("manifest", len(bundle.manifest), MAX_MANIFEST_BYTES),
+            ("config", bundle.config_blob.size, MAX_CONFIG_BYTES),
+        ):
+            if size > cap:
+                raise ModelOpsError(
+                    ErrorClass.BAD_BUNDLE,
+                    f"the {what} of {bundle.ref} is {size} bytes, more than the {cap} a worker "
+                    "reads; bundle fewer files (see .modelopsignore)",
+                )
         self._init_layout()
         for blob in bundle.blobs:
             if self.has_blob(blob.digest):
                 continue
             chunks = [blob.source] if isinstance(blob.source, bytes) else read_chunks(blob.source)
-            write_verified(chunks, self.blob_path(blob.digest), blob.digest, f"blob {blob.digest}")
+            write_verified(
+                chunks, self.blob_path(blob.digest), blob.digest, f"blob {blob.digest}", blob.size
+            )
         if not self.has_blob(bundle.ref.digest):
             write_verified(
                 [bundle.manifest], self.blob_path(bundle.ref.digest), bundle.ref.digest, "manifest"
@@ -54,12 +73,15 @@ class LayoutStore:
         return bundle.ref
 
     def read_manifest(self, ref: BundleRef) -> bytes:
-        """The manifest's bytes as stored; the reader verifies them against the digest."""
+        """The manifest's bytes as stored, at most MAX_MANIFEST_BYTES of them (a larger one is
+        refused unread); the reader verifies them against the digest."""
         if not any(entry_ref == ref for entry_ref, _ in self._entries()):
             raise ModelOpsError(
                 ErrorClass.NOT_FOUND, f"bundle {ref} is not in the bundle store at {self.root}"
             )
-        return self._blob(ref, ref.digest).read_bytes()
+        return read_limited(
+            self._blob(ref, ref.digest), MAX_MANIFEST_BYTES, f"manifest of {ref} in {self.root}"
+        )
 
     def blob_chunks(self, ref: BundleRef, digest: str) -> Iterator[bytes]:
         return read_chunks(self._blob(ref, digest))

@@ -14,6 +14,12 @@ _REPOSITORY = re.compile(
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
+def is_digest(value: object) -> bool:
+    """Whether `value` is a digest this system accepts: 'sha256:' and 64 lowercase hex
+    characters, nothing else (so it is safe in a path or a URL)."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
 def check_repository(name: str) -> str:
     """`name` if it is a valid OCI repository name, else a one-line error saying why."""
     if _REPOSITORY.fullmatch(name):
@@ -40,7 +46,7 @@ class BundleRef:
 
     def __post_init__(self) -> None:
         check_repository(self.repository)
-        if not _DIGEST.fullmatch(self.digest):
+        if not is_digest(self.digest):
             raise ModelOpsError(
                 ErrorClass.BAD_REFERENCE,
                 f"malformed bundle reference: digest {self.digest!r} must be 'sha256:' "
