@@ -266,6 +266,111 @@ def test_unreadable_docker_config_is_bad_input(
     assert says in caught.value.info.message
 
 
+@pytest.mark.parametrize("text", ["[]", '"auths"', "42", "null", "true"])
+def test_docker_config_that_is_not_a_json_object_is_named(
+    basic_registry: RunningRegistry, text: str
+) -> None:
+    """Before: an AttributeError ('list' object has no attribute 'get') from deep inside."""
+    path = docker_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    user, password = user_and_password(basic_registry)
+    for attempt in (
+        lambda: resolve_credentials(RegistryHost.parse(basic_registry.host)),
+        lambda: api.push(SMOKE_BUNDLE, registry=basic_registry.host),
+        lambda: api.login(basic_registry.host, user, password),
+    ):
+        with pytest.raises(ModelOpsError) as caught:
+            attempt()
+        info = caught.value.info
+        assert info.error_class is ErrorClass.BAD_INPUT
+        assert info.message.startswith(f"{path} holds a JSON ")
+        assert "not an object; fix or remove it" in info.message
+        assert "\n" not in info.message
+    assert path.read_text() == text  # login wrote nothing over it
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({"auths": ["HOST"]}, "'auths' is a JSON array, not an object"),
+        ({"auths": {"HOST": "SECRET"}}, "auths['HOST'] is a JSON string, not an object"),
+        ({"credHelpers": {"HOST": ["SECRET"]}}, "credHelpers['HOST'] is a JSON array"),
+        ({"credsStore": {"name": "SECRET"}}, "'credsStore' is a JSON object, not a string"),
+        ({"auths": {"HOST": {"auth": ["SECRET"]}}}, "(a JSON array, not a string)"),
+    ],
+)
+def test_docker_config_with_a_wrong_kind_of_value_is_named(
+    basic_registry: RunningRegistry, config: dict, says: str
+) -> None:
+    secret = wrong_password()
+    text = json.dumps(config).replace("HOST", basic_registry.host).replace("SECRET", secret)
+    path = docker_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    with pytest.raises(ModelOpsError) as caught:
+        resolve_credentials(RegistryHost.parse(basic_registry.host))
+    info = caught.value.info
+    assert info.error_class is ErrorClass.BAD_INPUT
+    assert str(path) in info.message
+    assert says.replace("HOST", basic_registry.host) in info.message
+    assert secret not in str(caught.value) + info.traceback
+
+
+@pytest.mark.parametrize(
+    ("auth", "says"),
+    [
+        ("!!!!{secret}!!!!", "not valid base64"),  # dropped by a lax decoder: empty credentials
+        ("@@@@", "not valid base64"),
+        ("{b64_no_colon}", "no ':' between user and password"),
+        ("{b64_latin1}", "not UTF-8"),
+        ("{b64_pair}=", "not valid base64"),  # too much padding
+    ],
+    ids=["junk", "all-invalid", "no-colon", "not-utf8", "bad-padding"],
+)
+def test_docker_auth_value_that_is_not_base64_of_a_pair_is_named_never_shown(
+    basic_registry: RunningRegistry, auth: str, says: str
+) -> None:
+    """Before: a value a lax base64 decoder reduced to nothing (or to a user name without a
+    password) gave empty or half credentials, silently, and a 401 that blamed the login."""
+    secret = f"s3cret{secrets.token_hex(4)}"
+    value = auth.format(
+        secret=secret,
+        b64_no_colon=base64.b64encode(f"user-{secret}".encode()).decode(),
+        b64_latin1=base64.b64encode(f"user:{secret}\xe9".encode("latin-1")).decode(),
+        b64_pair=b64("user", secret),
+    )
+    path = write_docker_config({"auths": {basic_registry.host: {"auth": value}}})
+    for attempt in (
+        lambda: resolve_credentials(RegistryHost.parse(basic_registry.host)),
+        lambda: api.push(SMOKE_BUNDLE, registry=basic_registry.host),
+    ):
+        with pytest.raises(ModelOpsError) as caught:
+            attempt()
+        info = caught.value.info
+        assert info.error_class is ErrorClass.BAD_INPUT
+        assert info.message.startswith(f"{path} (auths[{basic_registry.host!r}]): the 'auth' ")
+        assert "not base64 of user:password" in info.message
+        assert says in info.message
+        assert "\n" not in info.message
+        said = str(caught.value) + repr(caught.value) + info.traceback
+        assert secret not in said and value not in said
+
+
+def test_docker_auth_value_with_line_breaks_is_read_as_docker_reads_it(
+    basic_registry: RunningRegistry,
+) -> None:
+    """Go's base64 (Docker's) skips line breaks: such a file works for docker, and here."""
+    user, password = user_and_password(basic_registry)
+    encoded = b64(user, password)
+    write_docker_config(
+        {"auths": {basic_registry.host: {"auth": encoded[:8] + "\n" + encoded[8:]}}}
+    )
+    found = resolve_credentials(RegistryHost.parse(basic_registry.host))
+    assert found is not None and (found.username, found.password) == (user, password)
+    assert authenticates(basic_registry)
+
+
 # --- the order of the chain --------------------------------------------------------------------
 
 

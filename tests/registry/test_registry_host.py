@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from modelops.bundle.registry import RegistryHost
+from modelops.bundle.registry.host import origin_of
 from modelops.contracts import ErrorClass, ModelOpsError
 
 
@@ -127,3 +129,26 @@ def test_an_http_prefix_means_insecure() -> None:
     assert RegistryHost.parse("https://myregistry.example.com").base_url == (
         "https://myregistry.example.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("registry", "url", "same"),
+    [
+        ("myregistry.azurecr.io", "https://myregistry.azurecr.io/v2/x", True),
+        ("myregistry.azurecr.io", "https://MyRegistry.AzureCR.io:443/v2/x", True),
+        ("myregistry.azurecr.io:443", "https://myregistry.azurecr.io/v2/x", True),
+        ("myregistry.azurecr.io", "http://myregistry.azurecr.io/v2/x", False),
+        ("myregistry.azurecr.io", "https://myregistry.azurecr.io:8443/v2/x", False),
+        ("myregistry.azurecr.io", "https://cdn.azurecr.io/v2/x", False),
+        ("localhost:5000", "http://localhost:5000/v2/", True),
+        ("localhost:5000", "http://127.0.0.1:5000/v2/", False),
+        ("localhost:5000", "https://localhost:5000/v2/", False),
+        ("[::1]:5000", "http://[::1]:5000/v2/", True),
+        ("127.0.0.1:5000", "http://127.0.0.2:5000/v2/", False),
+        ("127.0.0.1:5000", "http://127.0.0.1:5001/v2/", False),
+    ],
+)
+def test_origin_is_scheme_host_and_port(registry: str, url: str, same: bool) -> None:
+    """The unit credentials are scoped to: https://h and https://h:443 are one origin,
+    another scheme, host or port is another."""
+    assert (origin_of(httpx.URL(url)) == RegistryHost.parse(registry).origin) is same

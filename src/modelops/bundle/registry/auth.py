@@ -5,6 +5,13 @@ repository and fetched again before they expire.
 Requests with streamed bodies cannot be replayed after a 401, so callers first make a
 bodiless request in the same scope (the upload POST does this), and a token is renewed
 before a request whenever it is near expiry, never only after a rejection.
+
+Where credentials go (docs/security.md): the username and password, and every token, go
+only to the registry's own origin (scheme, host, port) and to a token realm that origin
+announced in a 401 of its own; the realm must be https unless the registry itself is plain
+http (loopback or --insecure). A request anywhere else (a CDN a blob download is redirected
+to) carries no Authorization header, and a 401 from there is not answered with a login.
+`guard` enforces the first rule once more on every request httpx sends, redirects included.
 """
 
 from __future__ import annotations
@@ -14,12 +21,12 @@ import re
 import threading
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from modelops.bundle.registry.credentials import Credentials
-from modelops.bundle.registry.host import RegistryHost
+from modelops.bundle.registry.host import RegistryHost, origin_of, origin_text
 from modelops.contracts import ErrorClass, ModelOpsError
 
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -31,7 +38,7 @@ _DEFAULT_TOKEN_LIFETIME_S = 60.0
 
 @dataclass(frozen=True)
 class _Token:
-    value: str
+    value: str = field(repr=False)
     actions: frozenset[str]
     expires_at: float
     challenge: dict[str, str]  # the realm and service it came from, to fetch the next one
@@ -70,11 +77,29 @@ class RegistryAuth(httpx.Auth):
     def __init__(self, host: RegistryHost, credentials: Credentials | None) -> None:
         self.host = host
         self.credentials = credentials
+        self._origin = host.origin
+        # where an Authorization header may go: the registry, and token realms it announced
+        self._trusted = {self._origin}
         self._tokens: dict[str, _Token] = {}
         self._basic = False  # the registry asked for basic auth once: send it up front
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"RegistryAuth({self.host.address!r}, {self.credentials!r})"
+
+    def guard(self, request: httpx.Request) -> None:
+        """Request hook (every request sent, redirects included): an Authorization header
+        reaches only the registry's origin or a token realm it announced. httpx drops it on
+        a redirect to another host, but keeps it on an http-to-https one; this drops both."""
+        with self._lock:
+            trusted = origin_of(request.url) in self._trusted
+        if not trusted:
+            request.headers.pop("Authorization", None)
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if origin_of(request.url) != self._origin:
+            yield request  # not the registry: no credentials, and a 401 is not a login prompt
+            return
         resource = _resource(request)
         needed = _actions_needed(request, resource)
         with self._lock:
@@ -88,8 +113,8 @@ class RegistryAuth(httpx.Auth):
         elif use_basic and self.credentials is not None:
             request.headers["Authorization"] = self._basic_header()
         response = yield request
-        if response.status_code != 401:
-            return
+        if response.status_code != 401 or origin_of(response.url) != self._origin:
+            return  # a 401 from where a redirect led is an error for the caller, not a login
         scheme, params = parse_challenge(response.headers.get("WWW-Authenticate", ""))
         if scheme == "basic":
             if self.credentials is None or "Authorization" in request.headers:
@@ -100,9 +125,33 @@ class RegistryAuth(httpx.Auth):
             yield request
         elif scheme == "bearer" and "realm" in params:
             response.read()
+            params["realm"] = str(self._accept_realm(params["realm"], response.url))
             token = yield from self._fetch_token(params, resource, needed)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
+
+    def _accept_realm(self, realm: str, announced_at: httpx.URL) -> httpx.URL:
+        """The token service the registry's own 401 named, if credentials may go there."""
+        try:
+            url: httpx.URL | None = announced_at.join(realm)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            raise ModelOpsError(
+                ErrorClass.REGISTRY_AUTH,
+                f"registry {self.host} named a token service that is not an http(s) URL; "
+                "no credentials were sent",
+            )
+        if url.scheme == "http" and self.host.scheme == "https":
+            raise ModelOpsError(
+                ErrorClass.REGISTRY_AUTH,
+                f"registry {self.host} named a token service over plain HTTP "
+                f"({origin_text(url)}); credentials for a registry reached over HTTPS go only "
+                "to an HTTPS token service, so none were sent",
+            )
+        with self._lock:
+            self._trusted.add(origin_of(url))
+        return url
 
     def _basic_header(self) -> str:
         assert self.credentials is not None

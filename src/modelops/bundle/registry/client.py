@@ -5,6 +5,11 @@ downloads straight to their destination without checking digests, and sits on re
 we need streamed uploads and downloads, resumable pulls and one auth flow with token
 refresh. What this module adds is small: retries with backoff, Range-resumed downloads,
 chunked streamed uploads retried as a whole, and errors a person can act on.
+
+Redirects are followed (registries send blob downloads to a CDN), without credentials when
+they leave the registry's origin (auth.py). The URLs a registry hands back to be used with
+its credentials, a catalog page's `Link: next` and an upload's `Location`, must stay on its
+origin: one that points elsewhere is refused, never followed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import httpx
 from modelops import __version__
 from modelops.bundle.registry.auth import RegistryAuth
 from modelops.bundle.registry.credentials import Credentials
-from modelops.bundle.registry.host import RegistryHost
+from modelops.bundle.registry.host import RegistryHost, origin_of, origin_text
 from modelops.contracts import ErrorClass, ModelOpsError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -57,13 +62,24 @@ class RegistryClient:
         self.host = host
         self.retries = retries
         self.backoff_s = backoff_s
+        self._auth = RegistryAuth(host, credentials)
         self._http = httpx.Client(
             base_url=host.base_url,
-            auth=RegistryAuth(host, credentials),
+            auth=self._auth,
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=True,
             headers={"User-Agent": f"modelops/{__version__}"},
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+            event_hooks={"request": [self._auth.guard]},
+        )
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.host.address!r}, {self._auth.credentials!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a RegistryClient holds credentials and never leaves its process; workers open "
+            "their own from their MODELOPS_* settings"
         )
 
     def __enter__(self) -> RegistryClient:
@@ -123,6 +139,8 @@ class RegistryClient:
 
     def _failure(self, response: httpx.Response, what: str, attempts: int) -> ModelOpsError:
         status = response.status_code
+        if origin_of(response.url) != self.host.origin:
+            return self._failure_elsewhere(response, what)
         if status in (401, 403):
             return ModelOpsError(
                 ErrorClass.REGISTRY_AUTH,
@@ -145,6 +163,38 @@ class RegistryClient:
             f"registry {self.host} answered HTTP {status} for {what}{retried}: {detail}",
             type="HTTPStatusError",
         )
+
+    def _failure_elsewhere(self, response: httpx.Response, what: str) -> ModelOpsError:
+        """A failure answered by a host the registry redirected to (a CDN): named by its
+        origin only, since its URL may carry a signature."""
+        status, where = response.status_code, origin_text(response.url)
+        if status in (401, 403):
+            return ModelOpsError(
+                ErrorClass.REGISTRY_AUTH,
+                f"{where}, where registry {self.host} redirected the request for {what}, "
+                f"refused it (HTTP {status}); credentials go only to the registry itself, "
+                "never to a host it redirects to",
+                type="HTTPStatusError",
+            )
+        error_class = ErrorClass.REGISTRY_UNREACHABLE if status >= 500 else ErrorClass.BAD_INPUT
+        return ModelOpsError(
+            ErrorClass.NOT_FOUND if status == 404 else error_class,
+            f"{where}, where registry {self.host} redirected the request for {what}, "
+            f"answered HTTP {status}",
+            type="HTTPStatusError",
+        )
+
+    def _own_origin(self, url: httpx.URL, what: str) -> httpx.URL:
+        """`url` if it is on the registry's origin; a registry that points a request meant
+        for its own credentials at another origin is refused."""
+        if origin_of(url) != self.host.origin:
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT,
+                f"registry {self.host} pointed {what} at another origin, {origin_text(url)}; "
+                "requests that carry its credentials go only to its own origin, "
+                f"{origin_text(httpx.URL(self.host.base_url))}, so nothing was sent there",
+            )
+        return url
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         """JSON, or an error that says what came instead (an HTML login page, typically)."""
@@ -305,7 +355,7 @@ class RegistryClient:
         what: str,
     ) -> None:
         response = self._send("POST", f"/v2/{repository}/blobs/uploads/", what, ok=(202,))
-        location = _location(response)
+        location = self._location(response, what)
         for start in range(0, size, UPLOAD_CHUNK):
             end = min(start + UPLOAD_CHUNK, size)
             response = self._http.patch(
@@ -319,7 +369,7 @@ class RegistryClient:
             )
             if response.status_code != 202:
                 raise self._failure(response, what, 1)
-            location = _location(response)
+            location = self._location(response, what)
         url = httpx.URL(location).copy_merge_params({"digest": digest})
         self._send("PUT", str(url), what, ok=(201,), content=lambda: b"")
 
@@ -342,17 +392,21 @@ class RegistryClient:
         while next_url:
             response = self._send("GET", next_url, what)
             yield self._json(response, what)
-            next_url = response.links.get("next", {}).get("url")
+            link = response.links.get("next", {}).get("url")
+            next_url = None
+            if link:
+                next_page = response.url.join(link)
+                next_url = str(self._own_origin(next_page, f"the next page of {what}"))
 
-
-def _location(response: httpx.Response) -> str:
-    location = response.headers.get("Location")
-    if not location:
-        raise ModelOpsError(
-            ErrorClass.BAD_INPUT,
-            f"registry answered HTTP {response.status_code} to an upload without a Location",
-        )
-    return str(response.url.join(location))
+    def _location(self, response: httpx.Response, what: str) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT,
+                f"registry {self.host} answered HTTP {response.status_code} to an upload "
+                "without a Location",
+            )
+        return str(self._own_origin(response.url.join(location), f"the {what}"))
 
 
 def _registry_error_detail(response: httpx.Response) -> str:

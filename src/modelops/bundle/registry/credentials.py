@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelops.bundle.registry.host import RegistryHost
 from modelops.contracts import ErrorClass, ModelOpsError
@@ -33,6 +34,12 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, source={self.source!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "Credentials never leave their process (no pickling into a task graph or a job "
+            "record); a worker resolves its own from its environment"
+        )
 
 
 def docker_config_path() -> Path:
@@ -61,15 +68,49 @@ def resolve_credentials(
 
 
 def _read_docker_config() -> dict:
+    """Docker's config.json, its shape checked as far as credentials are read from it: a
+    value of the wrong kind is named (file and key), never shown, and never skipped."""
     path = docker_config_path()
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except ValueError as exc:
         raise ModelOpsError(
             ErrorClass.BAD_INPUT, f"{path} is not valid JSON ({exc}); fix or remove it"
-        ) from exc
+        ) from None
+    if not isinstance(config, dict):
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"{path} holds a JSON {_kind(config)}, not an object; fix or remove it",
+        )
+    for section in ("auths", "credHelpers"):
+        value = config.get(section) or {}
+        if not isinstance(value, dict):
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT,
+                f"{path}: {section!r} is a JSON {_kind(value)}, not an object; fix or remove it",
+            )
+        for key, entry in value.items():
+            expected = dict if section == "auths" else str
+            if entry is not None and not isinstance(entry, expected):
+                raise ModelOpsError(
+                    ErrorClass.BAD_INPUT,
+                    f"{path}: {section}[{key!r}] is a JSON {_kind(entry)}, not "
+                    f"{'an object' if expected is dict else 'a string'}; fix or remove it",
+                )
+    if not isinstance(config.get("credsStore") or "", str):
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"{path}: 'credsStore' is a JSON {_kind(config['credsStore'])}, not a string",
+        )
+    return config
+
+
+def _kind(value: object) -> str:
+    """The JSON name of a value's type, for messages that must not show the value."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 def _keys_for(host: RegistryHost) -> list[str]:
@@ -80,7 +121,7 @@ def _keys_for(host: RegistryHost) -> list[str]:
 def _helper_for(config: dict, host: RegistryHost) -> tuple[str, str] | None:
     """(helper, server key) that holds this host's credentials, if a helper does."""
     for key in _keys_for(host):
-        helper = config.get("credHelpers", {}).get(key)
+        helper = (config.get("credHelpers") or {}).get(key)
         if helper:
             return helper, key
     if config.get("credsStore"):
@@ -96,7 +137,7 @@ def _from_docker_config(host: RegistryHost) -> Credentials | None:
         if found is not None:
             return found
     for key in _keys_for(host):
-        entry = config.get("auths", {}).get(key)
+        entry = (config.get("auths") or {}).get(key)
         if entry:
             found = _from_auth_entry(entry, key)
             if found:
@@ -105,18 +146,50 @@ def _from_docker_config(host: RegistryHost) -> Credentials | None:
 
 
 def _from_auth_entry(entry: dict, key: str) -> Credentials | None:
+    """Credentials of one `auths` entry. Docker reads `auth` strictly (standard base64 of
+    `user:password`) and so does this: anything else is an error naming the file and the
+    entry, never the value, and never quietly empty credentials."""
     source = f"{docker_config_path()} (auths[{key!r}])"
     if entry.get("auth"):
-        try:
-            username, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError) as exc:
+        problem = _auth_problem(entry["auth"])
+        if problem:
             raise ModelOpsError(
-                ErrorClass.BAD_INPUT, f"{source}: the 'auth' value is not base64 of user:password"
-            ) from exc
+                ErrorClass.BAD_INPUT,
+                f"{source}: the 'auth' value is not base64 of user:password ({problem}); "
+                "log in again (`mops bundle login`) or fix the entry",
+            )
+        username, _, password = _decode_auth(entry["auth"]).decode().partition(":")
         return Credentials(username, password, source)
-    if entry.get("username") and entry.get("password") is not None:
-        return Credentials(entry["username"], entry["password"], source)
+    username, password = entry.get("username"), entry.get("password")
+    if username and password is not None:
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT, f"{source}: 'username' and 'password' must be strings"
+            )
+        return Credentials(username, password, source)
     return None
+
+
+def _auth_problem(value: object) -> str:
+    """What is wrong with an `auth` value, in words that do not repeat it; "" if nothing."""
+    if not isinstance(value, str):
+        return f"a JSON {_kind(value)}, not a string"
+    try:
+        decoded = _decode_auth(value)
+    except ValueError:
+        return "not valid base64"
+    try:
+        text = decoded.decode()
+    except UnicodeDecodeError:
+        return "it decodes to bytes that are not UTF-8"
+    if ":" not in text:
+        return "no ':' between user and password"
+    return ""
+
+
+def _decode_auth(value: str) -> bytes:
+    """Standard base64, strictly, line breaks ignored: as Docker (Go's StdEncoding) reads it."""
+    return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
 
 
 def _helper_binary(helper: str) -> str:
@@ -179,7 +252,8 @@ def store_credentials(host: RegistryHost, credentials: Credentials) -> str:
             )
         return f"credential helper {helper!r}"
     token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
-    config.setdefault("auths", {})[host.address] = {"auth": token}
+    config["auths"] = config.get("auths") or {}
+    config["auths"][host.address] = {"auth": token}
     path = docker_config_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-")

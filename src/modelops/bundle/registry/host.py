@@ -1,7 +1,9 @@
 """A registry address: a host (and port) only, never a repository path, and which scheme.
 
 The earlier system accepted `myacr.azurecr.io/models` as a registry and doubled the path
-into every URL; here such a value is refused with the fix.
+into every URL; here such a value is refused with the fix. So is a value with credentials
+in it (`https://bob:secret@host`): a registry setting travels (the environment of every
+worker, messages, shell history), a password must not; the refusal repeats none of the value.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+import httpx
+
 from modelops.contracts import ErrorClass, ModelOpsError
 
 _HOST = re.compile(
@@ -17,6 +21,7 @@ _HOST = re.compile(
     r"|\[[0-9A-Fa-f:.]+\]"
 )
 _PORT = re.compile(r"[0-9]{1,5}")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class RegistryHost:
     @classmethod
     def parse(cls, text: str, insecure: bool = False) -> RegistryHost:
         value = text.strip()
+        if "@" in value:
+            raise _credentials_in()
         scheme, sep, rest = value.partition("://")
         if sep:
             if scheme.lower() not in ("http", "https"):
@@ -80,8 +87,39 @@ class RegistryHost:
     def base_url(self) -> str:
         return f"{self.scheme}://{self.address}"
 
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) of the registry: the only place its credentials go."""
+        return origin_of(httpx.URL(self.base_url))
+
     def __str__(self) -> str:
         return self.address
+
+
+def origin_of(url: httpx.URL) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the port made explicit (https://h and https://h:443 are
+    one origin)."""
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def origin_text(url: httpx.URL) -> str:
+    """`scheme://host:port` of a URL for messages: never its path or query (a CDN's signed
+    query string is a credential too) nor any user:password."""
+    scheme, host, port = origin_of(url)
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _credentials_in() -> ModelOpsError:
+    """The refusal of `user:password@host`. No part of the value is repeated: a password may
+    itself hold `@`, `/` or `:`, so no cut of the text is certain to leave it out."""
+    return ModelOpsError(
+        ErrorClass.BAD_INPUT,
+        "the registry given (--registry, MODELOPS_BUNDLE_REGISTRY or login's HOST) contains "
+        "'@': a registry takes no credentials (user:password@host); give host[:port] only, "
+        "and credentials with `mops bundle login HOST`, --username with --password-stdin, "
+        "or MODELOPS_REGISTRY_USERNAME/PASSWORD",
+    )
 
 
 def _split_port(value: str, text: str) -> tuple[str, int | None]:
