@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from modelops import __version__
+from modelops.bundle.config import MAX_MANIFEST_BYTES
 from modelops.bundle.registry.auth import RegistryAuth
 from modelops.bundle.registry.credentials import Credentials
 from modelops.bundle.registry.host import RegistryHost, origin_of, origin_text
@@ -39,6 +40,8 @@ MANIFEST_ACCEPT = ", ".join(
 DOWNLOAD_CHUNK = 1 << 20
 UPLOAD_CHUNK = 64 << 20
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+MAX_BODY_BYTES = MAX_MANIFEST_BYTES  # any answer read whole: catalog and tag pages, tokens
+ERROR_BODY_BYTES = 64 << 10  # an error answer is read for its message only
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class RegistryClient:
                 request = self._http.build_request(
                     method, url, content=content() if content else None, **kwargs
                 )
-                response = self._http.send(request, stream=stream)
+                response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
                     raise self._unreachable(exc, attempt + 1) from exc
@@ -123,10 +126,9 @@ class RegistryClient:
             attempt += 1
             time.sleep(min(self.backoff_s * 2 ** (attempt - 1), 8.0))
         if response.status_code in ok or (missing_ok and response.status_code == 404):
-            return response
-        if stream:
-            response.read()
-        raise self._failure(response, what, attempt + 1)
+            return response if stream else _read_bounded(response, MAX_BODY_BYTES, what)
+        # an error body is read for its message, and no further than that needs
+        raise self._failure(_read_bounded(response, ERROR_BODY_BYTES), what, attempt + 1)
 
     def _unreachable(self, exc: Exception, attempts: int) -> ModelOpsError:
         port = self.host.port or (443 if self.host.scheme == "https" else 80)
@@ -225,22 +227,25 @@ class RegistryClient:
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         what = f"manifest {repository}{'@' if ':' in reference else ':'}{reference}"
-        response = self._send(
+        streamed = self._send(
             "GET",
             f"/v2/{repository}/manifests/{reference}",
             what,
+            stream=True,
             headers={"Accept": MANIFEST_ACCEPT},
         )
+        response = _read_bounded(streamed, MAX_MANIFEST_BYTES, what)
+        content = response.content
         content_type = response.headers.get("content-type", "")
         if "html" in content_type.lower():
             self._json(response, what)  # raises the HTML message
-        digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise ModelOpsError(
                 ErrorClass.BAD_BUNDLE,
                 f"{what} is corrupt: registry {self.host} sent content with digest {digest}",
             )
-        return Manifest(response.content, digest, content_type.split(";")[0])
+        return Manifest(content, digest, content_type.split(";")[0])
 
     def _head_manifest(self, repository: str, reference: str, what: str) -> httpx.Response:
         return self._send(
@@ -418,3 +423,37 @@ def _registry_error_detail(response: httpx.Response) -> str:
         except (ValueError, AttributeError):
             pass
     return f"a {content_type} body"
+
+
+def _read_bounded(response: httpx.Response, limit: int, what: str | None = None) -> httpx.Response:
+    """A streamed response read into memory, no further than `limit` bytes whatever its
+    Content-Length claims, and closed. Past the limit: refused when `what` names the body,
+    cut short when it is only an error answer read for its message."""
+    body = bytearray()
+    try:
+        declared = int(response.headers.get("content-length", "0"))
+    except ValueError:
+        declared = 0
+    if response.request.method == "HEAD":  # its Content-Length is the entity's, no body
+        declared = 0
+    try:
+        if what is not None and declared > limit:
+            raise _too_large(what, limit)
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                if what is not None:
+                    raise _too_large(what, limit)
+                del body[limit:]
+                break
+    finally:
+        response.close()
+    status, headers, request = response.status_code, response.headers, response.request
+    return httpx.Response(status, headers=headers, content=bytes(body), request=request)
+
+
+def _too_large(what: str, limit: int) -> ModelOpsError:
+    return ModelOpsError(
+        ErrorClass.BAD_BUNDLE,
+        f"{what} is larger than the {limit} bytes a registry answer may be; refused",
+    )
