@@ -13,11 +13,9 @@ import polars as pl
 
 from modelops.settings import Settings
 from modelops.store import JobRecord, JobRecords, JobResults, ResultStore
+from modelops.store.results import last_attempts
 
-
-def last_attempts(simulations: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per simulation: the latest, since parts are read in the order written."""
-    return simulations.unique(subset="sim_id", keep="last", maintain_order=True)
+__all__ = ["Results", "last_attempts", "open"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,12 @@ class Results:
         return self.stored.scan(output)
 
     def simulations(self) -> pl.LazyFrame:
-        return last_attempts(self.stored.simulations())
+        """One row per simulation: its last attempt."""
+        return self.stored.simulations()
+
+    def attempts(self) -> pl.LazyFrame:
+        """Every attempt of every simulation, in the order they were stored."""
+        return self.stored.attempts()
 
 
 def open(job_id: str, settings: Settings | None = None) -> Results:

@@ -1,14 +1,19 @@
 """Where ModelOps keeps things on this machine, read from `MODELOPS_*` environment variables.
 
 Read where it is used: on a worker the worker's own environment decides, not the client's.
+A value that cannot be used is a one-line `bad_input` error naming the variable and what it
+takes, never a traceback.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from modelops.contracts import ErrorClass, ModelOpsError
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,12 @@ class Settings:
             results_url=os.environ.get("MODELOPS_RESULTS") or None,
             bundle_registry=os.environ.get("MODELOPS_BUNDLE_REGISTRY") or None,
             registry_insecure=os.environ.get("MODELOPS_REGISTRY_INSECURE", "") in ("1", "true"),
-            cache_max_gb=_number("MODELOPS_CACHE_MAX_GB", 50.0, float),
-            child_threads=_number("MODELOPS_CHILD_THREADS", 1, int),
+            cache_max_gb=_number(
+                "MODELOPS_CACHE_MAX_GB", 50.0, float, "a positive number of gigabytes, e.g. 50"
+            ),
+            child_threads=_number(
+                "MODELOPS_CHILD_THREADS", 1, int, "a positive whole number of threads, e.g. 1"
+            ),
         )
 
     @property
@@ -56,14 +65,17 @@ class Settings:
         return self.home / "cache"
 
 
-def _number(name: str, default: float, kind: type) -> Any:
+def _number(name: str, default: float, kind: type, expected: str) -> Any:
+    """The positive, finite `kind` in variable `name`, `default` when unset or empty."""
     raw = os.environ.get(name)
-    if not raw:
+    if raw is None or not raw.strip():
         return default
     try:
-        value = kind(raw)
+        value = kind(raw.strip())
     except ValueError:
         value = None
-    if value is None or value <= 0:
-        raise ValueError(f"{name}={raw!r} is not a positive {kind.__name__}")
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT, f"{name}={raw!r} is not usable: expected {expected}"
+        )
     return value

@@ -160,3 +160,131 @@ def test_smoke_test_command_passes_and_reports() -> None:
     assert "time to first result" in done.stdout
     assert "total time" in done.stdout
     assert "result: 60 rows x 5 columns" in done.stdout
+
+
+# -- model text is printed as written, never read as rich markup (issue 10) ------------------
+
+MARKUP_WIRE = """
+import pyarrow as pa
+
+def wire(entrypoint, params, seed):
+    print("[bold]loud[/] log [/]")
+    if params.get("fail"):
+        raise ValueError("bad [/] [bold]x")
+    table = pa.table({"[b]note": ["[red]v[/]"], "plain": ["[/]"]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return {"out": sink.getvalue().to_pybytes()}
+"""
+WIDE = {"COLUMNS": "2000"}  # whole cells, so the text can be compared as written
+
+
+def mops_in(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`mops …` in a project folder of its own (job records and results stay there)."""
+    return subprocess.run(
+        [*MOPS, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=project,
+        env={**os.environ, "MODELOPS_PROJECT_DIR": str(project), **WIDE, **env},
+    )
+
+
+def test_sim_prints_model_logs_tables_and_errors_literally(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "markup", {"wire.py": MARKUP_WIRE, "requirements.txt": "pyarrow\n"}
+    )
+    ok = mops_in(tmp_path, "sim", str(project))
+    assert ok.returncode == 0, ok.stderr
+    assert "[b]note" in ok.stdout and "[red]v[/]" in ok.stdout
+    assert "[bold]loud[/] log [/]" in ok.stdout
+
+    failed = mops_in(tmp_path, "sim", str(project), "-p", "fail=true")
+    shown = failed.stdout + failed.stderr
+    assert failed.returncode == 1
+    assert "Traceback (most recent call last)" in shown  # the model's, in its panel
+    assert "MarkupError" not in shown
+    assert "model: ValueError: bad [/] [bold]x" in failed.stderr
+    assert 'raise ValueError("bad [/] [bold]x")' in failed.stderr
+    assert "[bold]loud[/] log [/]" in failed.stdout
+
+
+MARKUP_STUDY = """
+name = "[bold]sweep[/]"
+bundle = "markup"
+[parameters]
+sampler = "list"
+[[parameters.sets]]
+label = "[red]a[/]"
+[[parameters.sets]]
+label = "[/]b"
+fail = true
+"""
+
+
+def test_results_show_and_jobs_list_print_model_text_literally(tmp_path: Path) -> None:
+    write_project(tmp_path / "markup", {"wire.py": MARKUP_WIRE, "requirements.txt": "pyarrow\n"})
+    (tmp_path / "study.toml").write_text(MARKUP_STUDY)
+    ran = mops_in(tmp_path, "run", "study.toml", "--workers", "1")
+    assert ran.returncode == 1, ran.stderr  # partial: one set fails, as written
+    job_id = ran.stdout.strip().splitlines()[-1].removeprefix("job: ")
+
+    out = mops_in(tmp_path, "results", "show", job_id, "out")
+    assert out.returncode == 0, out.stderr
+    assert "out: 1 rows (showing 1)" in out.stdout
+    for text in ("[b]note", "[red]v[/]", "[red]a[/]", " [/] "):
+        assert text in out.stdout, text
+
+    sims = mops_in(tmp_path, "results", "show", job_id, "simulations")
+    assert sims.returncode == 0, sims.stderr
+    assert "ValueError: bad [/] [bold]x" in sims.stdout
+    assert "[bold]loud[/] log [/]" in sims.stdout  # the model's log column
+
+    listed = mops_in(tmp_path, "jobs", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "[bold]sweep[/]" in listed.stdout
+
+
+# -- MODELOPS_* settings that cannot be used: one line, from any command (issue 10) ---------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("jobs", "list"),
+        ("sim", str(SMOKE_BUNDLE), "--seed", "1"),
+        ("bundle", "build", str(SMOKE_BUNDLE)),
+        ("run", "study.toml"),
+        ("results", "show", "20260101-000000-beef"),
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_an_unusable_setting_is_one_line_naming_the_variable(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    done = mops_in(tmp_path, *command, MODELOPS_CACHE_MAX_GB="abc")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "bad_input: MODELOPS_CACHE_MAX_GB='abc' is not usable: expected a positive number of "
+        "gigabytes, e.g. 50"
+    )
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("MODELOPS_CACHE_MAX_GB", "nan", "a positive number of gigabytes, e.g. 50"),
+        ("MODELOPS_CACHE_MAX_GB", "-3", "a positive number of gigabytes, e.g. 50"),
+        ("MODELOPS_CHILD_THREADS", "1.5", "a positive whole number of threads, e.g. 1"),
+        ("MODELOPS_CHILD_THREADS", "0", "a positive whole number of threads, e.g. 1"),
+    ],
+)
+def test_each_numeric_setting_says_what_it_takes(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    done = mops_in(tmp_path, "jobs", "list", **{name: value})
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"bad_input: {name}={value!r} is not usable: expected {expected}"

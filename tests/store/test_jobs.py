@@ -5,10 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 import modelops
@@ -173,3 +177,83 @@ def test_readers_never_see_locks_or_partial_rows_while_a_writer_works(tmp_path: 
         assert counts.succeeded == counts.failed == loops["writer"]
         ids = [t for i in range(loops["writer"]) for t in concurrent_procs.batch_ids(i)]
         assert len(records.cached_results(ids)) == len(ids)
+
+
+SCHEMA_1 = """
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY, state TEXT NOT NULL, name TEXT, bundle TEXT NOT NULL,
+    spec TEXT NOT NULL, results TEXT NOT NULL, total INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    cached INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, started REAL, ended REAL,
+    pid INTEGER, modelops_version TEXT NOT NULL
+);
+CREATE INDEX jobs_by_created ON jobs (created);
+CREATE TABLE stored_results (task_id TEXT PRIMARY KEY, job_id TEXT NOT NULL) WITHOUT ROWID;
+INSERT INTO jobs VALUES ('20260101-000000-0abc', 'running', 'old', 'b', '{}', 'r', 3, 1, 0, 0,
+    1767225600.0, 1767225601.0, NULL, 4242, '0.1.0');
+INSERT INTO stored_results VALUES ('t1', '20260101-000000-0abc');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_database_of_schema_1_gains_process_start_times_and_keeps_its_jobs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA_1)
+    with JobRecords(path) as records:
+        old = records.get("20260101-000000-0abc")
+        assert (old.state, old.name, old.pid, old.pid_started) == (
+            JobState.RUNNING,
+            "old",
+            4242,
+            None,
+        )
+        assert old.counts == JobCounts(3, 1, 0, 0)
+        assert records.cached_results(["t1"]) == {"t1": old.job_id}
+        records.start(old.job_id, os.getpid())
+        assert records.get(old.job_id).pid_started == pytest.approx(psutil.Process().create_time())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
+    assert columns[-1] == "pid_started"
+    JobRecords(path).close()  # opening a current database again changes nothing
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from modelops.store import JobRecords
+with JobRecords(Path(sys.argv[1])).running(sys.argv[2]):
+    print("holding", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_job_runs_in_one_process_at_a_time_and_a_killed_holder_frees_it(
+    records: JobRecords,
+) -> None:
+    job_id = records.create("once", "b", {}, "r", total=1).job_id
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(records.path), job_id], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(ModelOpsError) as busy, records.running(job_id):
+            pass
+        assert busy.value.info.error_class is ErrorClass.BAD_INPUT
+        assert str(busy.value) == (
+            f"bad_input: job {job_id} is already running (pid {holder.pid}); wait for it, or "
+            f"stop it with `mops jobs cancel {job_id}`"
+        )
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        with records.running(job_id):  # the kernel released the dead holder's lock
+            assert records.lock_path(job_id).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(ModelOpsError) as bad:
+        records.lock_path("../escape")
+    assert bad.value.info.error_class is ErrorClass.BAD_INPUT

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from modelops import results as job_results
 from modelops.cli.common import FrozenOption, LockedOption, console, fail, lock_mode, stderr
+from modelops.cli.render import literal
 from modelops.contracts import ModelOpsError
 from modelops.jobs import Progress as JobProgress
 from modelops.jobs import cancel_job, resume_job, run_study
@@ -90,7 +91,7 @@ def _summary(job: JobRecord) -> None:
     counts = job.counts
     table.add_row(*(str(v) for v in (counts.total, counts.succeeded, counts.failed, counts.cached)))
     console.print(table)
-    console.print(f"results  {_results_url(job)}", highlight=False, soft_wrap=True)
+    console.print(f"results  {_results_url(job)}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _results_url(job: JobRecord) -> str:
@@ -119,7 +120,9 @@ def run(
             warnings.simplefilter("always", StudyWarning)
             spec = load_study(study)
         for warning in caught:
-            stderr.print(f"warning: {warning.message}", highlight=False, soft_wrap=True)
+            stderr.print(
+                f"warning: {warning.message}", highlight=False, markup=False, soft_wrap=True
+            )
         with _progress() as progress:
             bar = _Bar(progress)
 
@@ -169,7 +172,7 @@ def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
         c = job.counts
         table.add_row(
             job.job_id,
-            job.name or "",
+            literal(job.name or ""),
             job.state.value,
             str(c.done),
             str(c.failed),
@@ -192,7 +195,7 @@ def jobs_show(
     if as_json:
         print(json.dumps(_jobs_json(job)))
         return
-    console.print(f"bundle   {job.bundle}", highlight=False, soft_wrap=True)
+    console.print(f"bundle   {job.bundle}", highlight=False, markup=False, soft_wrap=True)
     _summary(job)
 
 
@@ -254,11 +257,12 @@ def results_show(
         total = frame.select(pl.len()).collect().item()
     except ModelOpsError as exc:
         raise fail(exc.info) from None
-    table = Table(title=f"{title}: {total} rows (showing {shown.height})", title_justify="left")
-    for column in shown.columns:
-        table.add_column(column)
+    heading = literal(f"{title}: {total} rows (showing {shown.height})")
+    table = Table(title=heading, title_justify="left")
+    for column in shown.columns:  # model text, all of it: shown as written, never as markup
+        table.add_column(literal(column))
     for row in shown.iter_rows():
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(literal(_cell(v)) for v in row))
     console.print(table)
 
 

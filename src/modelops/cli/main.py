@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from modelops import api
 from modelops.cli.bundle import bundle_app
@@ -33,6 +34,7 @@ from modelops.contracts import (
     SimReturn,
     check_seed,
 )
+from modelops.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -53,6 +55,10 @@ app.command()(init)
 def main() -> None:
     """ModelOps: run simulation models from content-addressed bundles on Dask."""
     show_warnings_as_lines()
+    try:  # a MODELOPS_* setting that cannot be used stops every command the same way
+        Settings.from_env()
+    except ModelOpsError as exc:
+        raise fail(exc.info) from None
 
 
 @app.command()
@@ -135,7 +141,7 @@ def smoke_test(
             report = run_smoke_test(simulations, workers, scheduler, on_result=progress)
         except SmokeTestFailed as exc:
             status.stop()
-            stderr.print(f"[bold red]{exc}[/]", highlight=False)
+            stderr.print(Text(str(exc), style="bold red"))
             if exc.remote_traceback:
                 stderr.print(exc.remote_traceback, highlight=False, markup=False)
             raise typer.Exit(1) from None

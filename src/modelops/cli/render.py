@@ -1,4 +1,9 @@
-"""How results look in a terminal and in `--json`: the one place output formats are decided."""
+"""How results look in a terminal and in `--json`: the one place output formats are decided.
+
+Text that comes from a model, a bundle or a study (values, column names, logs, errors) is
+printed literally: it goes to rich as `Text`, never as a string rich would read as markup,
+so `[bold]` or `[/]` in a model's message is shown as written.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,11 @@ from modelops.runtime.describe import BundleCheck
 from modelops.sdk.wire import entrypoints
 
 PREVIEW_ROWS = 5
+
+
+def literal(value: object, style: str = "") -> Text:
+    """`value` as text rich shows as written: no markup, no highlighting."""
+    return Text(str(value), style=style)
 
 
 def sim_json(bundle: BundleRef | None, result: SimReturn | None, error: ErrorInfo | None) -> dict:
@@ -38,9 +48,9 @@ def artifact_view(name: str, artifact: Artifact) -> Any:
         table = artifact.table()
         view = Table()
         for column in table.column_names:
-            view.add_column(column, justify="right")
+            view.add_column(literal(column), justify="right")
         for row in table.slice(0, PREVIEW_ROWS).to_pylist():
-            view.add_row(*(str(v) for v in row.values()))
+            view.add_row(*(literal(v) for v in row.values()))
         if table.num_rows > PREVIEW_ROWS:
             view.add_row(*("..." for _ in table.column_names))
         return Group(Text(f"{name}: {table.num_rows} rows x {table.num_columns} columns"), view)
@@ -55,21 +65,26 @@ def artifact_view(name: str, artifact: Artifact) -> Any:
 
 
 def error_view(error: ErrorInfo) -> Any:
-    parts: list[Any] = [Text(error.one_line(), style="bold red")]
+    parts: list[Any] = [literal(error.one_line(), style="bold red")]
     if error.traceback:
-        parts.append(Panel(error.traceback.rstrip(), title="remote traceback", border_style="red"))
+        parts.append(
+            Panel(literal(error.traceback.rstrip()), title="remote traceback", border_style="red")
+        )
     return Group(*parts)
 
 
 def print_sim(console: Console, bundle: BundleRef, result: SimReturn) -> None:
     """Outputs, timings and model logs; the caller shows any error where errors go."""
-    console.print(f"bundle  {bundle}", highlight=False, soft_wrap=True)
+    console.print(f"bundle  {bundle}", highlight=False, markup=False, soft_wrap=True)
     for name, artifact in sorted(result.outputs.items()):
         console.print(artifact_view(name, artifact))
     timings = ", ".join(f"{k} {v:.3f}" for k, v in result.timings.items())
-    console.print(f"timings (s): {timings}", style="dim", highlight=False, soft_wrap=True)
+    console.print(
+        f"timings (s): {timings}", style="dim", highlight=False, markup=False, soft_wrap=True
+    )
     if result.logs:
-        console.print(Panel(result.logs.rstrip(), title="model logs (tail)", border_style="dim"))
+        logs = literal(result.logs.rstrip())
+        console.print(Panel(logs, title="model logs (tail)", border_style="dim"))
 
 
 def bundle_view(description: BundleDescription) -> Any:
@@ -88,25 +103,26 @@ def bundle_view(description: BundleDescription) -> Any:
     files.add_column("bytes", justify="right")
     files.add_column("mode")
     for entry in config.files:
-        files.add_row(entry.path, f"{entry.size:,}", oct(entry.mode)[2:])
+        files.add_row(literal(entry.path), f"{entry.size:,}", oct(entry.mode)[2:])
     return Group(head, files)
 
 
 def print_check(console: Console, check: BundleCheck) -> None:
     """`mops bundle check`: each SDK model and the entrypoints that run it; for any other
     bundle, one line naming its wire (imported, never called)."""
-    console.print(f"bundle  {check.ref}", highlight=False, soft_wrap=True)
+    console.print(f"bundle  {check.ref}", highlight=False, markup=False, soft_wrap=True)
     if check.models is None:
         console.print(
             f"{check.wire_source} — not an SDK bundle: its entrypoints are whatever its wire "
             "function accepts",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
         return
     for target, model in check.models.items():
         console.print(models_view(target, model))
-    console.print(entrypoints_line(check.models), highlight=False, soft_wrap=True)
+    console.print(entrypoints_line(check.models), highlight=False, markup=False, soft_wrap=True)
 
 
 def entrypoints_line(models: dict[str, dict]) -> str:
@@ -119,18 +135,19 @@ def entrypoints_line(models: dict[str, dict]) -> str:
 
 def models_view(target: str, model: dict) -> Any:
     """One SDK model as `mops bundle check` shows it."""
-    table = Table(title=f"{target}  {model.get('doc', '')}".rstrip(), title_justify="left")
+    title = literal(f"{target}  {model.get('doc', '')}".rstrip())
+    table = Table(title=title, title_justify="left")
     for column in ("parameter", "kind", "low", "high", "default", "log", "doc"):
         table.add_column(column)
     for name, param in model["params"].items():
         table.add_row(
-            name,
-            param["kind"],
-            str(param["low"]),
-            str(param["high"]),
-            str(param["default"]),
+            literal(name),
+            literal(param["kind"]),
+            literal(param["low"]),
+            literal(param["high"]),
+            literal(param["default"]),
             "yes" if param["log"] else "",
-            param["doc"],
+            literal(param["doc"]),
         )
     lines = Text()
     lines.append(f"scenarios  {', '.join(model['scenarios']) or '-'}\n")

@@ -5,10 +5,15 @@ Memory stays flat whatever the study size: simulations are planned lazily, only 
 in flight are remembered, and results go to the store as they arrive. A job that stops for
 any reason (Ctrl-C, a killed client, a lost cluster) keeps everything stored so far, and
 running it again (`resume_job`) runs only what is missing or failed.
+
+A job runs in one process at a time (`JobRecords.running`); a run first tells the provenance
+cache about any results an earlier, killed run stored but did not live to report, so they
+are neither run again nor stored twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -24,12 +29,12 @@ from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.sources import open_store
 from modelops.cluster import open_cluster, run_tasks
-from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
+from modelops.contracts import BundleRef, ModelOpsError, SimReturn, SimTask
 from modelops.jobs.validate import check_study
-from modelops.results import last_attempts
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
+from modelops.store.results import last_attempts
 from modelops.study import StudySpec, field_problem, plan
 
 PLAN_CHUNK = 1000  # simulations looked up in the provenance cache at a time
@@ -94,8 +99,7 @@ def resume_job(
     """Run what a job has not finished: missing and failed simulations, nothing else."""
     settings = settings or Settings.from_env()
     records = JobRecords(settings.jobs_db)
-    job = records.get(job_id)
-    _refuse_if_running_elsewhere(job)
+    job = records.get(job_id)  # a unique prefix will do; the lock is taken by the full id
     # a record written before studies had seed_bits was planned with 64-bit seeds
     spec = StudySpec.model_validate({"seed_bits": 64, **job.spec})
     store = ResultStore(job.results)
@@ -114,14 +118,18 @@ def resume_job(
 
 def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     """Stop a running job (its client process gets Ctrl-C and cancels cleanly), or mark a
-    job whose client is gone as cancelled."""
+    job whose client is gone as cancelled. The process signalled is the one the record
+    names by pid *and* start time: a pid since given to another process is left alone."""
     settings = settings or Settings.from_env()
     records = JobRecords(settings.jobs_db)
     job = records.get(job_id)
     if job.state not in (JobState.PENDING, JobState.RUNNING):
         return job
-    if job.pid and job.pid != os.getpid() and _alive(job.pid):
-        os.kill(job.pid, signal.SIGINT)
+    process = _process_of(job)
+    if process is not None and process.pid != os.getpid():
+        # psutil checks again that the pid was not reused; an error: it ended meanwhile
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and records.get(job.job_id).state is JobState.RUNNING:
             time.sleep(0.2)
@@ -151,20 +159,17 @@ def _check_against_models(spec: StudySpec, ref: BundleRef, settings: Settings) -
     check_study(spec, models)
 
 
-def _alive(pid: int) -> bool:
+def _process_of(job: JobRecord) -> psutil.Process | None:
+    """The live process that runs `job`, or None: none recorded, gone, or its pid reused."""
+    if job.pid is None:
+        return None
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        process = psutil.Process(job.pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
     except psutil.Error:
-        return False
-
-
-def _refuse_if_running_elsewhere(job: JobRecord) -> None:
-    if job.state is JobState.RUNNING and job.pid and job.pid != os.getpid() and _alive(job.pid):
-        raise ModelOpsError(
-            ErrorClass.BAD_INPUT,
-            f"job {job.job_id} is running in process {job.pid}; wait for it, or stop it with "
-            f"`mops jobs cancel {job.job_id}`",
-        )
+        return None
+    return process if job.runs_in(process) else None
 
 
 class _JobRun:
@@ -265,7 +270,28 @@ def _run(
     n_workers: int | None,
     on_progress: ProgressCallback | None,
 ) -> JobRecord:
+    """One run of `job`, holding its run lock throughout."""
+    with records.running(job.job_id):
+        return _run_locked(
+            job, spec, ref, settings, records, store, scheduler, n_workers, on_progress
+        )
+
+
+def _run_locked(
+    job: JobRecord,
+    spec: StudySpec,
+    ref: BundleRef,
+    settings: Settings,
+    records: JobRecords,
+    store: ResultStore,
+    scheduler: str | None,
+    n_workers: int | None,
+    on_progress: ProgressCallback | None,
+) -> JobRecord:
     records.start(job.job_id, os.getpid())
+    # results an earlier run committed but was killed before reporting: reported now
+    for stored in store.open(job.job_id).stored_here():
+        records.record_results(job.job_id, stored)
     environment = describe_bundle(ref, open_store(settings)).config.environment
     run = _JobRun(job, spec, ref, records, store, on_progress)
     started = time.time()

@@ -1,14 +1,21 @@
 """Job records and the provenance cache index, in one SQLite file per project.
 
-`jobs` holds one row per job (state, counts, where its results are); `stored_results`
-maps a simulation's provenance key (its task id) to the job that stored its outputs, which
-is how a rerun finds results it need not compute again.
+`jobs` holds one row per job (state, counts, where its results are, which process runs it);
+`stored_results` maps a simulation's provenance key (its task id) to the job that stored its
+outputs, which is how a rerun finds results it need not compute again.
+
+A job runs in one process at a time: `JobRecords.running` holds a lock file per job (next to
+the database) for the whole run, so two resumes of one job never write the same parts.
+A running job's process is known by its pid *and* its start time, so a pid the system has
+since given to another process is never taken for the job's.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -19,12 +26,17 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import psutil
+from filelock import FileLock, Timeout
+
 import modelops
 from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.store.location import check_job_id
 from modelops.store.sqlite import Connections
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOOKUP_BATCH = 500  # ids per query: well under SQLite's limit on bound parameters
+START_TIME_SLACK_S = 1.0  # start times read twice may differ when the wall clock was set
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,7 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     ended REAL,
     pid INTEGER,
-    modelops_version TEXT NOT NULL
+    modelops_version TEXT NOT NULL,
+    pid_started REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created);
 CREATE TABLE IF NOT EXISTS stored_results (
@@ -50,9 +63,12 @@ CREATE TABLE IF NOT EXISTS stored_results (
     job_id TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+_MIGRATIONS = {  # from schema version N to N + 1, for databases written before
+    1: ("ALTER TABLE jobs ADD COLUMN pid_started REAL",),
+}
 _COLUMNS = (
     "job_id, state, name, bundle, spec, results, total, succeeded, failed, cached, "
-    "created, started, ended, pid, modelops_version"
+    "created, started, ended, pid, modelops_version, pid_started"
 )
 
 
@@ -95,6 +111,28 @@ class JobRecord:
     ended: float | None
     pid: int | None
     modelops_version: str
+    pid_started: float | None = None  # the start time of process `pid` (psutil create_time)
+
+    def runs_in(self, process: psutil.Process) -> bool:
+        """Whether `process` is the one that runs this job, not another that was given its pid
+        later: same pid and start time (a record without one: started before the job)."""
+        if self.pid is None or process.pid != self.pid:
+            return False
+        try:
+            created = process.create_time()
+        except psutil.Error:
+            return False
+        if self.pid_started is not None:
+            return abs(created - self.pid_started) <= START_TIME_SLACK_S
+        return self.started is not None and created <= self.started + START_TIME_SLACK_S
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if there is none."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def new_job_id(now: float | None = None) -> str:
@@ -122,11 +160,15 @@ class JobRecords:
             with self._connections.transaction() as db:  # another process may be here too
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 self._check_schema(version)
-                if version < SCHEMA_VERSION:
+                if version == 0:  # a new database: the current schema at once
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                else:  # one written by an earlier modelops: brought up to date in place
+                    for step in range(version, SCHEMA_VERSION):
+                        for statement in _MIGRATIONS[step]:
+                            db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_schema(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -162,7 +204,7 @@ class JobRecords:
                 with self._connections.transaction() as db:
                     db.execute(
                         f"INSERT INTO jobs ({_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, NULL, NULL, NULL, ?)",
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, NULL, NULL, NULL, ?, NULL)",
                         (
                             job_id,
                             JobState.PENDING.value,
@@ -186,12 +228,44 @@ class JobRecords:
             if changed.rowcount == 0:
                 raise self._not_found(job_id)
 
-    def start(self, job_id: str, pid: int) -> None:
+    def start(self, job_id: str, pid: int, pid_started: float | None = None) -> None:
+        """Running in process `pid`, which started at `pid_started` (looked up if not given)."""
+        if pid_started is None:
+            pid_started = process_start_time(pid)
         self._update(
             job_id,
-            "state = ?, started = ?, ended = NULL, pid = ?",
-            (JobState.RUNNING.value, time.time(), pid),
+            "state = ?, started = ?, ended = NULL, pid = ?, pid_started = ?",
+            (JobState.RUNNING.value, time.time(), pid, pid_started),
         )
+
+    def lock_path(self, job_id: str) -> Path:
+        """The job's run lock: a file next to the database, held while a process runs it."""
+        return self.path.parent / "locks" / f"{check_job_id(job_id)}.lock"
+
+    @contextlib.contextmanager
+    def running(self, job_id: str) -> Iterator[None]:
+        """Hold the job's run lock for the block, or refuse at once: `job X is already
+        running (pid N)`. The lock is the operating system's (`flock`), so a process that
+        dies for any reason, SIGKILL included, releases it."""
+        path = self.lock_path(job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = _read_pid(path.with_suffix(".pid"))
+            holder_text = f"pid {holder}" if holder is not None else "another process"
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT,
+                f"job {job_id} is already running ({holder_text}); wait for it, or stop it "
+                f"with `mops jobs cancel {job_id}`",
+            ) from None
+        try:
+            _write_pid(path.with_suffix(".pid"))
+            yield
+        finally:
+            path.with_suffix(".pid").unlink(missing_ok=True)
+            lock.release()
 
     def add_counts(self, job_id: str, succeeded: int = 0, failed: int = 0, cached: int = 0) -> None:
         """Increments in one statement, so concurrent updaters never lose each other's."""
@@ -282,6 +356,20 @@ class JobRecords:
         return [_record(row) for row in rows]
 
 
+def _write_pid(path: Path) -> None:
+    """Who holds a lock, for the message the next process gets: written after taking it."""
+    temporary = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
+    temporary.write_text(f"{os.getpid()}\n")
+    os.replace(temporary, path)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _record(row: tuple[Any, ...]) -> JobRecord:
     (
         job_id,
@@ -299,6 +387,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         ended,
         pid,
         version,
+        pid_started,
     ) = row
     return JobRecord(
         job_id=job_id,
@@ -313,4 +402,5 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         ended=ended,
         pid=pid,
         modelops_version=version,
+        pid_started=pid_started,
     )

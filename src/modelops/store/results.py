@@ -6,12 +6,16 @@ root (a folder or an fsspec URL), and reading them back as polars LazyFrames.
     <root>/jobs/<job_id>/simulations/part-00000.parquet, ...
 
 Output names are percent-encoded into one path component (`location.encode_name`).
+
+Reads return one row set per simulation whatever happened while writing: `simulations()`
+holds each simulation's last attempt, and an output holds only the rows that attempt wrote
+(see `writer` for how a flush commits).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +24,19 @@ import polars as pl
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.store.location import Location, check_job_id, decode_name, encode_name
 from modelops.store.parts import list_parts
-from modelops.store.rows import SIMULATIONS_SCHEMA, SimMeta
-from modelops.store.scan import Source, scan_sources
+from modelops.store.rows import FLUSH, SIMULATIONS_SCHEMA, SimMeta
+from modelops.store.scan import KEY, Source, scan_sources, with_flush
 from modelops.store.writer import JobWriter, OnFlush
 
-__all__ = ["JobResults", "JobWriter", "ResultStore", "SimMeta"]
+__all__ = ["JobResults", "JobWriter", "ResultStore", "SimMeta", "last_attempts"]
 
 _MANIFEST = "manifest.json"
+STORED_BATCH = 500  # task ids per batch from `JobResults.stored_here`
+
+
+def last_attempts(simulations: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per simulation: the latest, since parts are read in the order written."""
+    return simulations.unique(subset="sim_id", keep="last", maintain_order=True)
 
 
 class ResultStore:
@@ -150,27 +160,59 @@ class JobResults:
         return sorted(names)
 
     def scan(self, output: str) -> pl.LazyFrame:
-        """All rows of `output`: this job's parts plus its cached simulations' rows from the
-        jobs that stored them, relabelled with this job's id."""
+        """All rows of `output`: this job's rows of each simulation's last committed attempt,
+        plus its cached simulations' rows from the jobs that stored them, relabelled with
+        this job's id."""
         location = self._store.location
-        sources = [Source(tuple(list_parts(location, self._output_folder(self.job_id, output))))]
+        own = list_parts(location, self._output_folder(self.job_id, output))
+        sources = [Source(tuple(own), committed=self._committed())]
         for job_id, task_ids in sorted(self._sources_by_job().items()):
             files = list_parts(location, self._output_folder(job_id, output))
-            sources.append(Source(tuple(files), only_sims=task_ids, as_job=self.job_id))
+            committed = JobResults(self._store, job_id, cached_from={})._committed()
+            sources.append(
+                Source(tuple(files), only_sims=task_ids, as_job=self.job_id, committed=committed)
+            )
         if not any(source.files for source in sources):
             known = ", ".join(self.outputs()) or "none"
             raise ModelOpsError(
                 ErrorClass.NOT_FOUND,
                 f"job '{self.job_id}' has no output '{output}' (outputs: {known})",
             )
-        return scan_sources(location, sources)
+        return scan_sources(location, sources).drop(FLUSH)
 
     def __getitem__(self, output: str) -> pl.LazyFrame:
         return self.scan(output)
 
     def simulations(self) -> pl.LazyFrame:
-        """One row per simulation result this job received: succeeded, failed or cached."""
+        """One row per simulation this job has a result for (succeeded, failed or cached):
+        its last attempt, when a resumed job ran it again."""
+        return last_attempts(self._attempts()).drop(FLUSH)
+
+    def attempts(self) -> pl.LazyFrame:
+        """Every simulations row this job stored, in the order written: a simulation that
+        ran again (a failure retried by a resume) has one row per attempt."""
+        return self._attempts().drop(FLUSH)
+
+    def stored_here(self) -> Iterator[list[str]]:
+        """Task ids, in batches, of the simulations whose last attempt stored its outputs in
+        this job: what the provenance cache should point at this job for. A client killed
+        between committing a flush and telling the cache leaves some untold; the next run
+        of the job tells it (`JobRecords.record_results`) rather than run them again."""
+        ids = (
+            self.simulations()
+            .filter(pl.col("status") != "failed", pl.col("cached_from").is_null())
+            .select("sim_id")
+            .collect()["sim_id"]
+        )
+        for start in range(0, len(ids), STORED_BATCH):
+            yield ids[start : start + STORED_BATCH].to_list()
+
+    def _attempts(self) -> pl.LazyFrame:
         location = self._store.location
         files = list_parts(location, f"{self._store.job_path(self.job_id)}/simulations")
         empty = pl.DataFrame(SIMULATIONS_SCHEMA.empty_table()).schema
-        return scan_sources(location, [Source(tuple(files))], empty=empty)
+        return with_flush(scan_sources(location, [Source(tuple(files))], empty=empty))
+
+    def _committed(self) -> pl.LazyFrame:
+        """`sim_id` and flush id of each simulation's last attempt: the rows to trust."""
+        return last_attempts(self._attempts()).select(KEY)

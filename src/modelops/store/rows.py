@@ -23,6 +23,12 @@ META_FIELDS: tuple[pa.Field, ...] = (
     pa.field("seed", pa.uint64()),
 )
 META_NAMES = frozenset(field.name for field in META_FIELDS)
+FLUSH = "_mops_flush"
+"""Which flush wrote a row: one random 63-bit number per flush, in every output row and every
+`simulations` row it wrote. The `simulations` part is written last, so a flush is committed
+once its simulations part exists; readers keep only output rows of committed attempts (and
+of each simulation's last one), and never show the column itself."""
+RESERVED_NAMES = META_NAMES | {FLUSH}
 TIMING_NAMES = ("fetch_s", "env_s", "start_s", "wire_s", "total_s")
 _SIM_STRINGS = (
     "params_json",
@@ -41,8 +47,10 @@ SIMULATIONS_SCHEMA = pa.schema(
         *(pa.field(name, pa.float64()) for name in TIMING_NAMES),
         pa.field("attempts", pa.int64()),
         pa.field("logs", pa.string()),
+        pa.field(FLUSH, pa.int64()),
     ]
 )
+_SIM_COLUMNS = tuple(name for name in SIMULATIONS_SCHEMA.names if name != FLUSH)
 BYTES_COLUMN = "data"
 
 
@@ -86,7 +94,7 @@ class SimulationRows:
 
     def __init__(self, job_id: str) -> None:
         self._job_id = job_id
-        self._columns: dict[str, list[Any]] = {name: [] for name in SIMULATIONS_SCHEMA.names}
+        self._columns: dict[str, list[Any]] = {name: [] for name in _SIM_COLUMNS}
 
     def __len__(self) -> int:
         return len(self._columns["sim_id"])
@@ -115,10 +123,11 @@ class SimulationRows:
         columns["attempts"].append(int(attempts) if attempts is not None else None)
         columns["logs"].append(result.logs or None)
 
-    def take(self) -> pa.Table:
-        """The buffered rows as one table; the buffer starts empty again."""
-        table = pa.table(self._columns, schema=SIMULATIONS_SCHEMA)
-        self._columns = {name: [] for name in SIMULATIONS_SCHEMA.names}
+    def take(self, flush: int) -> pa.Table:
+        """The buffered rows as one table of flush `flush`; the buffer starts empty again."""
+        columns = {**self._columns, FLUSH: [flush] * len(self)}
+        table = pa.table(columns, schema=SIMULATIONS_SCHEMA)
+        self._columns = {name: [] for name in _SIM_COLUMNS}
         return table
 
 
@@ -142,23 +151,24 @@ class OutputRows:
         column = pa.array([data], pa.large_binary())
         self.add_table(meta, pa.table({BYTES_COLUMN: column}), len(data))
 
-    def take(self, job_id: str) -> list[pa.Table]:
-        """The buffered rows with meta and parameter columns in front; usually one table,
-        one per distinct schema when the model's tables cannot be concatenated."""
+    def take(self, job_id: str, flush: int) -> list[pa.Table]:
+        """The buffered rows with meta and parameter columns in front and the flush column
+        last; usually one table, one per distinct schema when the model's tables cannot be
+        concatenated."""
         entries, self._entries, self.rows, self.size = self._entries, [], 0, 0
         entries = [(meta, table) for meta, table in entries if table.num_rows]
         if not entries:
             return []
         try:
-            return [_with_meta(job_id, entries)]
+            return [_with_meta(job_id, flush, entries)]
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             groups: dict[pa.Schema, list[tuple[SimMeta, pa.Table]]] = {}
             for meta, table in entries:
                 groups.setdefault(table.schema, []).append((meta, table))
-            return [_with_meta(job_id, group) for group in groups.values()]
+            return [_with_meta(job_id, flush, group) for group in groups.values()]
 
 
-def _with_meta(job_id: str, entries: Sequence[tuple[SimMeta, pa.Table]]) -> pa.Table:
+def _with_meta(job_id: str, flush: int, entries: Sequence[tuple[SimMeta, pa.Table]]) -> pa.Table:
     model = pa.concat_tables(
         [table.replace_schema_metadata(None) for _, table in entries],
         promote_options="permissive",
@@ -181,19 +191,22 @@ def _with_meta(job_id: str, entries: Sequence[tuple[SimMeta, pa.Table]]) -> pa.T
         arrays.append(per_sim[field.name])
 
     model_names = [_model_column_name(name) for name in model.column_names]
-    taken = set(META_NAMES) | set(model_names)
+    taken = set(RESERVED_NAMES) | set(model_names)
     for param in sorted({name for meta in metas for name in meta.params}):
         names.append(param_column_name(param, taken))
         arrays.append(param_array([meta.params.get(param) for meta in metas]).take(owner))
 
     names.extend(model_names)
     arrays.extend(model.columns)
+    names.append(FLUSH)
+    arrays.append(pa.array([flush], pa.int64()).take(np.zeros(rows, dtype=np.int64)))
     return pa.Table.from_arrays(arrays, names=names)
 
 
 def _model_column_name(name: str) -> str:
-    """A model column named like a meta column keeps its data under `model_<name>`."""
-    return f"model_{name}" if name in META_NAMES else name
+    """A model column named like a meta column (or the flush column) keeps its data under
+    `model_<name>`."""
+    return f"model_{name}" if name in RESERVED_NAMES else name
 
 
 def param_column_name(param: str, taken: set[str]) -> str:

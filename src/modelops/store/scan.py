@@ -10,6 +10,11 @@ Local parts are scanned natively by polars. Parts on other fsspec filesystems (m
 s3:// through s3fs, ...) are scanned through a pyarrow dataset over the fsspec filesystem
 (`polars.scan_pyarrow_dataset`): still lazy, with projection and simple predicate pushdown,
 but slower than the native reader, and credentials come from fsspec, not polars.
+
+A source may name the attempts it trusts (`committed`: `sim_id` and flush id of each
+simulation's last committed attempt): its rows of any other attempt are left out, so a
+simulation whose outputs were written twice (by a client killed before its flush was
+committed, say) still reads as one set of rows.
 """
 
 from __future__ import annotations
@@ -22,16 +27,21 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from modelops.store.location import Location
+from modelops.store.rows import FLUSH
+
+KEY = ("sim_id", FLUSH)  # one attempt of one simulation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Source:
     """Parts to read; with `only_sims`, just those simulations' rows, relabelled `as_job`
-    (how a job reads results it took from the provenance cache)."""
+    (how a job reads results it took from the provenance cache); with `committed` (a frame
+    of `KEY` columns), just the rows of those attempts."""
 
     files: tuple[str, ...]
     only_sims: frozenset[str] | None = None
     as_job: str | None = None
+    committed: pl.LazyFrame | None = None
 
 
 def read_schema(location: Location, path: str) -> pl.Schema:
@@ -74,7 +84,8 @@ def scan_sources(
     location: Location, sources: Sequence[Source], empty: pl.Schema | None = None
 ) -> pl.LazyFrame:
     """All rows of `sources` as one LazyFrame with one schema; `empty` is the schema of the
-    result when there are no parts at all."""
+    result when there are no parts at all. When any source names its committed attempts,
+    the result has the flush column (null in parts written before it existed)."""
     runs: list[tuple[Source, pl.Schema, list[str]]] = []  # consecutive parts alike
     for source in sources:
         for path in source.files:
@@ -86,8 +97,35 @@ def scan_sources(
     if not runs:
         return pl.LazyFrame(schema=empty or {})
     target = unify([schema for _, schema, _ in runs])
-    frames = [_frame(location, files, source, schema, target) for source, schema, files in runs]
+    if any(source.committed is not None for source in sources) and FLUSH not in target:
+        target = pl.Schema({**target, FLUSH: pl.Int64()})
+    frames = []
+    for source in sources:
+        parts = [
+            _frame(location, files, source, schema, target)
+            for run_source, schema, files in runs
+            if run_source is source
+        ]
+        if not parts:
+            continue
+        frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+        if source.committed is not None:
+            frame = frame.join(
+                with_flush(source.committed).select(KEY),
+                on=list(KEY),
+                how="semi",
+                nulls_equal=True,  # rows written before flush ids: kept with their attempt
+                maintain_order="left",
+            )
+        frames.append(frame)
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+def with_flush(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """`frame` with the flush column, null if its parts were written before it existed."""
+    if FLUSH in frame.collect_schema():
+        return frame
+    return frame.with_columns(pl.lit(None, pl.Int64).alias(FLUSH))
 
 
 def _frame(

@@ -4,20 +4,62 @@ Results arrive one at a time; rows are buffered per output and written as one ne
 output per flush. A flush happens when any buffer holds `flush_rows` rows, when buffered
 payloads reach `flush_bytes`, or when `flush_seconds` have passed since the last one, so
 neither a large study nor a slow one keeps more than one buffer's worth in memory.
+
+A flush is committed by its `simulations` part, written after every output part of the
+flush; only then is the caller told (`on_flush`) which results it stored. Every row of a
+flush carries the flush's random id (`rows.FLUSH`), and readers keep an output row only if
+the simulation's last committed attempt was written by that flush. So a client killed at any
+point leaves, at worst, output parts nobody reads, or a committed flush the provenance cache
+has not heard of (which the next run of the job tells it about, `JobResults.stored_here`):
+never a simulation with two sets of rows.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from types import TracebackType
+
+import pyarrow as pa
 
 from modelops.contracts import ArtifactKind, ErrorClass, ModelOpsError, SimReturn
 from modelops.store.location import Location, encode_name
 from modelops.store.parts import PartSequence
-from modelops.store.rows import OutputRows, SimMeta, SimulationRows
+from modelops.store.rows import FLUSH, OutputRows, SimMeta, SimulationRows
 
 OnFlush = Callable[[list[str]], None]
+
+
+def new_flush_id() -> int:
+    """63 random bits: never the id of another flush of the same job, in practice."""
+    return secrets.randbits(63)
+
+
+@dataclass(frozen=True)
+class _Flush:
+    """One flush's tables, kept until its simulations part is written (so a flush that
+    failed part-way can be written again whole)."""
+
+    outputs: tuple[tuple[str, pa.Table], ...]  # (folder, table), written first
+    simulations: pa.Table  # written last: the commit
+    stored: tuple[str, ...]  # task ids whose outputs this flush stores
+
+    def restamped(self) -> _Flush:
+        """The same rows under a new flush id: the parts an earlier try left stay
+        uncommitted, so writing them again doubles nothing."""
+        flush = new_flush_id()
+        return replace(
+            self,
+            outputs=tuple((folder, _stamp(table, flush)) for folder, table in self.outputs),
+            simulations=_stamp(self.simulations, flush),
+        )
+
+
+def _stamp(table: pa.Table, flush: int) -> pa.Table:
+    index = table.schema.get_field_index(FLUSH)
+    return table.set_column(index, FLUSH, pa.array([flush] * table.num_rows, pa.int64()))
 
 
 class JobWriter:
@@ -54,6 +96,8 @@ class JobWriter:
         self._buffered_bytes = 0  # payload bytes of the buffered outputs
         self._full = False  # some output holds flush_rows rows
         self._stored: list[str] = []  # task ids whose outputs the next flush stores
+        self._pending: _Flush | None = None  # a flush whose commit failed: written again
+        self._unreported: list[str] = []  # stored, but on_flush has not taken them yet
         self._sequences: dict[str, PartSequence] = {}
         self._last_flush = time.monotonic()
         self._closed = False
@@ -103,18 +147,33 @@ class JobWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered row as one new part per output (and one of simulations)."""
-        for name, rows in self._outputs.items():
-            for table in rows.take(self._job_id):
-                self._sequence(f"outputs/{encode_name(name)}").write(table)
+        """Write every buffered row as one new part per output, then one part of
+        `simulations`, which commits the flush; then tell `on_flush` what it stored."""
+        if self._pending is not None:  # an earlier flush failed part-way: again, whole
+            self._commit(self._pending.restamped())
         if len(self._simulations):
-            self._sequence("simulations").write(self._simulations.take())
-        self._outputs = {}
-        self._buffered_bytes, self._full = 0, False
+            flush = new_flush_id()
+            outputs = tuple(
+                (f"outputs/{encode_name(name)}", table)
+                for name, rows in self._outputs.items()
+                for table in rows.take(self._job_id, flush)
+            )
+            pending = _Flush(outputs, self._simulations.take(flush), tuple(self._stored))
+            self._outputs, self._stored = {}, []
+            self._buffered_bytes, self._full = 0, False
+            self._commit(pending)
         self._last_flush = time.monotonic()
-        stored, self._stored = self._stored, []
-        if stored and self._on_flush is not None:
-            self._on_flush(stored)
+        if self._unreported and self._on_flush is not None:
+            self._on_flush(list(self._unreported))
+        self._unreported = []
+
+    def _commit(self, pending: _Flush) -> None:
+        self._pending = pending
+        for folder, table in pending.outputs:
+            self._sequence(folder).write(table)
+        self._sequence("simulations").write(pending.simulations)  # the commit
+        self._pending = None
+        self._unreported.extend(pending.stored)
 
     def _sequence(self, folder: str) -> PartSequence:
         sequence = self._sequences.get(folder)

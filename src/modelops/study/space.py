@@ -1,4 +1,10 @@
-"""Parameter spaces: which parameter sets a study runs (explicit sets, a grid, or n samples)."""
+"""Parameter spaces: which parameter sets a study runs (explicit sets, a grid, or n samples).
+
+Sizes are checked where the file says them: a study is planned lazily, but a few things are
+held in memory whole (a grid's points along each dimension, an LHS design, one parameter
+set's replicate seeds), and the store and job accounting keep one entry per simulation; a
+study beyond these limits is refused at its line rather than failing with MemoryError later.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,18 @@ from modelops.study.errors import StudyWarning, field_error
 
 Sampler = Literal["list", "grid", "uniform", "lhs", "sobol"]
 SAMPLED: tuple[str, ...] = ("uniform", "lhs", "sobol")
+
+MAX_SIMULATIONS = 10**9
+"""Parameter sets x replicates of one study: far below what int64 indices and 32-bit seed
+streams allow, and about what one job's records can account for (a job's end counts and its
+reads keep one ~100-byte key per simulation); a larger study is several studies."""
+MAX_GRID_POINTS = 10**6
+"""Points along one grid dimension: each dimension's values are held as a list."""
+MAX_LHS_VALUES = 2**24
+"""n x dimensions of one Latin hypercube: drawn at once (about 24 bytes per value at peak,
+so some 400 MB), since its strata span all n points."""
+MAX_SOBOL_DIMS = 21201
+"""Dimensions scipy's Sobol' direction numbers cover."""
 
 
 class Dimension(StudyModel):
@@ -45,6 +63,11 @@ class Dimension(StudyModel):
             raise field_error(
                 f"must be at least 2, got {value} (a single value belongs in [parameters.fixed])"
             )
+        if value is not None and value > MAX_GRID_POINTS:
+            raise field_error(
+                f"must be at most {MAX_GRID_POINTS:,} (a grid dimension's points are held in "
+                f"memory), got {value:,}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -73,6 +96,13 @@ class Dimension(StudyModel):
             return values
         rounded = (min(max(math.floor(v + 0.5), self.low), self.high) for v in values)
         return list(dict.fromkeys(int(v) for v in rounded))
+
+    def grid_size(self) -> int:
+        """How many values `grid_values` has: `points` for floats, fewer for an int
+        dimension whose points round to the same integers."""
+        if self.type == "float":
+            return self.points or 2
+        return len(self.grid_values())
 
 
 class ParameterSpace(StudyModel):
@@ -152,16 +182,50 @@ class ParameterSpace(StudyModel):
                         i,
                         name,
                     )
+        self._check_size()
         if sampler == "sobol" and self.n is not None and self.n & (self.n - 1):
             _warn_sobol(self.n, info)
         return self
+
+    def _check_size(self) -> None:
+        """Refuse, at `dims` or `n`, a space that cannot be planned or held."""
+        if self.sampler == "grid":
+            sizes = [dim.grid_size() for dim in self.dims.values()]
+            total = math.prod(sizes)
+            if total > MAX_SIMULATIONS:
+                shape = " x ".join(f"{size:,}" for size in sizes)
+                raise field_error(
+                    f"the grid has {shape} = {total:,} points, more than the "
+                    f"{MAX_SIMULATIONS:,} simulations a study may have",
+                    "dims",
+                )
+        if self.sampler not in SAMPLED or self.n is None:
+            return
+        if self.n > MAX_SIMULATIONS:
+            raise field_error(
+                f"must be at most {MAX_SIMULATIONS:,} (the simulations a study may have), "
+                f"got {self.n:,}",
+                "n",
+            )
+        d = len(self.dims)
+        if self.sampler == "lhs" and self.n * d > MAX_LHS_VALUES:
+            raise field_error(
+                f"sampler 'lhs' draws all n x dimensions values at once: {self.n:,} x {d} = "
+                f"{self.n * d:,}, more than {MAX_LHS_VALUES:,}; use a smaller n, or sampler "
+                "'sobol' or 'uniform', which draw in blocks",
+                "n",
+            )
+        if self.sampler == "sobol" and d > MAX_SOBOL_DIMS:
+            raise field_error(
+                f"sampler 'sobol' takes at most {MAX_SOBOL_DIMS:,} dimensions, got {d:,}", "dims"
+            )
 
     @property
     def n_param_sets(self) -> int:
         if self.sampler == "list":
             return len(self.sets) if self.sets is not None else 1
         if self.sampler == "grid":
-            return math.prod(len(dim.grid_values()) for dim in self.dims.values())
+            return math.prod(dim.grid_size() for dim in self.dims.values())
         return self.n or 0
 
 

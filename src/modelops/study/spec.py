@@ -8,16 +8,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from modelops.contracts import BundleRef, ModelOpsError, RunLimits, SeedBits
 from modelops.study.base import StudyModel, check_values
 from modelops.study.errors import field_error, show
 from modelops.study.resources import Resources
-from modelops.study.space import Dimension, ParameterSpace
+from modelops.study.space import MAX_SIMULATIONS, Dimension, ParameterSpace
 from modelops.study.values import TOML_INT_MAX
 
 __all__ = ["Dimension", "ParameterSpace", "Resources", "StudySpec"]
+
+MAX_REPLICATES = 10**6
+"""Replicates of one parameter set: planning holds one set's seeds (to keep them distinct)."""
 
 
 class StudySpec(StudyModel):
@@ -68,6 +71,29 @@ class StudySpec(StudyModel):
     def _config(cls, value: dict[str, Any]) -> dict[str, Any]:
         check_values(value)
         return value
+
+    @field_validator("replicates")
+    @classmethod
+    def _replicates(cls, value: int) -> int:
+        if value > MAX_REPLICATES:
+            raise field_error(
+                f"must be at most {MAX_REPLICATES:,} (one parameter set's seeds are held in "
+                f"memory), got {value:,}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _size(self) -> StudySpec:
+        """Parameter sets x replicates within what a study may have; each factor alone is
+        checked where it is given, so a product too large is the replicates' doing."""
+        total = self.n_simulations
+        if total > MAX_SIMULATIONS:
+            raise field_error(
+                f"{self.n_param_sets:,} parameter sets x {self.replicates:,} replicates = "
+                f"{total:,} simulations, more than the {MAX_SIMULATIONS:,} a study may have",
+                "replicates",
+            )
+        return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StudySpec):
