@@ -137,6 +137,22 @@ CASES = {
         edit("timeout = 60", "timeout = -1"),
         "study.toml:19: resources.timeout: must be > 0, got -1.0",
     ),
+    "infinite timeout": (
+        edit("timeout = 60", "timeout = inf"),
+        "study.toml:19: resources.timeout: must be a finite number, got inf",
+    ),
+    "timeout not a number": (
+        edit("timeout = 60", "timeout = nan"),
+        "study.toml:19: resources.timeout: must be a finite number, got nan",
+    ),
+    "infinite memory_limit": (
+        BASE + "memory_limit = inf\n",
+        "study.toml:20: resources.memory_limit: must be a finite number, got inf",
+    ),
+    "memory_limit too large to be a number": (
+        BASE + 'memory_limit = "1e999GB"\n',
+        "study.toml:20: resources.memory_limit: '1e999GB' is not a finite size",
+    ),
     "negative retries": (
         BASE + "retries = -1\n",
         "study.toml:20: resources.retries: must be >= 0, got -1",

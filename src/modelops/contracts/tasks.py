@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -49,10 +50,25 @@ class RunLimits:
     retries: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("timeout_s", "memory_limit_mb", "max_tasks_per_process"):
+        # finite as well as positive: no clock fires after nan seconds, none can wait for inf
+        for name in ("timeout_s", "memory_limit_mb"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or value <= 0):
-                raise ModelOpsError(ErrorClass.BAD_INPUT, f"{name} must be positive, got {value}")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ModelOpsError(ErrorClass.BAD_INPUT, f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise ModelOpsError(
+                    ErrorClass.BAD_INPUT, f"{name} must be a finite number above 0, got {value}"
+                )
+        count = self.max_tasks_per_process
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT,
+                f"max_tasks_per_process must be a whole number >= 1, got {count!r}",
+            )
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ModelOpsError(
                 ErrorClass.BAD_INPUT, f"retries must be a whole number >= 0, got {self.retries!r}"

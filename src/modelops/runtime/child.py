@@ -1,13 +1,23 @@
-"""A warm child process: one bundle's wire function, loaded once, serving many tasks."""
+"""A warm child process: one bundle's wire function, loaded once, serving many tasks.
+
+The parent trusts no frame it did not ask for. It reads the child's answers from a
+non-blocking pipe, so the task's deadline and memory watch hold while a frame arrives as well
+as before it starts; it checks every length against the protocol's limits before reading or
+allocating anything; and an answer must carry the id of the task it was asked. A child that
+breaks any of this is killed, and the task is a `crash` with a `protocol error` message.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import fnmatch
+import functools
+import io
 import os
 import select
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,81 +26,185 @@ import psutil
 from modelops.bundle.cache import FetchedBundle
 from modelops.contracts import Artifact, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 from modelops.runtime import child_runner
-from modelops.runtime.child_runner import read_message, write_message
+from modelops.runtime.child_runner import (
+    BLOB,
+    FRAME,
+    MAX_HEADER_BYTES,
+    FrameError,
+    check_blob,
+    check_frame,
+    encode_header,
+    parse_header,
+    size_text,
+    write_message,
+)
+from modelops.runtime.childdir import ChildFolder
 
 RUNNER = Path(child_runner.__file__)
 STARTUP_TIMEOUT_S = 300.0
 MEMORY_POLL_S = 0.05
+MAX_WAIT_S = 3600.0  # the longest single wait: a huge timeout is waited in slices
+READ_CHUNK = 1 << 20  # the most one read of a large output asks for
+SMALL_READ = 64 << 10  # what one read asks for at least
+PIPE_BYTES = 1 << 20  # asked of the kernel for the answer pipe; a smaller pipe works too
 LOG_TAIL_BYTES = 16 * 1024
 THREAD_LIMIT_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+SCRATCH_VAR = "MODELOPS_SCRATCH"
+CHILD_ENV_VAR = "MODELOPS_CHILD_ENV"
+# What a model gets of the worker's environment: what programs need to run (paths, user,
+# locale, time zone, temporary folder, terminal), to reach the network as the machine does
+# (proxies, certificate bundles), to find native libraries and devices, and to size their
+# thread pools. Everything else stays with the worker unless the operator names it in
+# MODELOPS_CHILD_ENV; ModelOps' own credentials never pass, even then.
+CHILD_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        *(f"{name}_proxy" for name in ("http", "https", "ftp", "all", "no")),
+        *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "FTP", "ALL", "NO")),
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "LD_LIBRARY_PATH",
+        "CUDA_VISIBLE_DEVICES",
+        "NVIDIA_VISIBLE_DEVICES",
+        "ROCR_VISIBLE_DEVICES",
+        "HIP_VISIBLE_DEVICES",
+        "VECLIB_MAXIMUM_THREADS",
+    }
+)
+CHILD_ENV_PREFIXES = ("LC_", "OMP_", "MKL_", "OPENBLAS_", "NUMEXPR_")
+SECRET_VARS = frozenset(
+    {"MODELOPS_REGISTRY_USERNAME", "MODELOPS_REGISTRY_PASSWORD", "DOCKER_CONFIG"}
+)
+
+
+class ProtocolError(Exception):
+    """The child sent what the protocol does not allow; the message says what."""
 
 
 class WarmChild:
     """Start with `WarmChild.start`; `run` never raises for a model's own failures."""
 
-    def __init__(self, process: subprocess.Popen, requests, responses, log_dir: Path) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen,
+        requests,
+        responses: int,
+        folder: ChildFolder,
+        oom_counter: int | None = None,
+    ) -> None:
         self.process = process
         self._requests = requests
-        self._responses = responses
-        self.log_dir = log_dir
+        self._responses = responses  # a raw, non-blocking file descriptor
+        self._buffer = bytearray()  # read from it, not yet part of a message
+        self._poll = select.poll()
+        self._poll.register(responses, select.POLLIN)
+        self.folder = folder
+        self.log_dir = folder.logs
         self.tasks_served = 0
         self.wire = ""  # the wire it loaded: the bundle's own, or one its environment provides
+        self._oom_counter = oom_counter  # an open fd on the cgroup's OOM kill count, or None
+        self._oom_kills: int | None = None
+        self._memory_limit_mb: float | None = None
+        self._closed = False
 
     @classmethod
     def start(
         cls,
         python: Path,
         bundle: FetchedBundle,
-        log_root: Path,
+        children: Path,
         threads: int = 1,
         sdk: Path | None = None,
     ) -> WarmChild:
-        log_root.mkdir(parents=True, exist_ok=True)
-        log_dir = Path(tempfile.mkdtemp(dir=log_root, prefix=f"{bundle.ref.hex[:12]}-"))
-        request_read, request_write = os.pipe()
-        response_read, response_write = os.pipe()
-        with (log_dir / "startup.log").open("wb") as startup_log:
-            process = subprocess.Popen(
-                [
-                    str(python),
-                    "-I",
-                    "-B",
-                    str(RUNNER),
-                    "--bundle",
-                    str(bundle.root),
-                    "--wire",
-                    bundle.config.wire,
-                    "--requests",
-                    str(request_read),
-                    "--responses",
-                    str(response_write),
-                    "--logs",
-                    str(log_dir),
-                    *(f"--path={bundle.root / path}" for path in bundle.config.import_paths),
-                    *(["--sdk", str(sdk)] if sdk else []),
-                ],
-                pass_fds=(request_read, response_write),
-                stdin=subprocess.DEVNULL,
-                stdout=startup_log,
-                stderr=subprocess.STDOUT,
-                cwd=bundle.root,
-                env=_child_env(python, threads),
-                start_new_session=True,
-            )
+        """A child serving `bundle`, in its own folder under `children`; raises StaleBundle
+        when the cache no longer holds the bundle's files, ModelOpsError when the child
+        could not load the wire."""
+        folder = ChildFolder.create(children, bundle)
+        fds: list[int] = []
+        try:
+            env = _child_env(python, threads, folder.scratch)
+            request_read, request_write = os.pipe()
+            fds += [request_read, request_write]
+            response_read, response_write = os.pipe()
+            fds += [response_read, response_write]
+            with contextlib.suppress(OSError, AttributeError):  # Linux only; a hint
+                fcntl.fcntl(response_write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            with (folder.logs / "startup.log").open("wb") as startup_log:
+                process = subprocess.Popen(
+                    [
+                        str(python),
+                        "-I",
+                        "-B",
+                        str(RUNNER),
+                        "--bundle",
+                        str(folder.tree),
+                        "--wire",
+                        bundle.config.wire,
+                        "--requests",
+                        str(request_read),
+                        "--responses",
+                        str(response_write),
+                        "--logs",
+                        str(folder.logs),
+                        *(f"--path={folder.tree / path}" for path in bundle.config.import_paths),
+                        *(["--sdk", str(sdk)] if sdk else []),
+                    ],
+                    pass_fds=(request_read, response_write),
+                    stdin=subprocess.DEVNULL,
+                    stdout=startup_log,
+                    stderr=subprocess.STDOUT,
+                    cwd=folder.tree,
+                    env=env,
+                    start_new_session=True,
+                )
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            folder.remove()
+            raise
         os.close(request_read)
         os.close(response_write)
+        os.set_blocking(response_read, False)
         child = cls(
-            process, os.fdopen(request_write, "wb"), os.fdopen(response_read, "rb"), log_dir
+            process,
+            os.fdopen(request_write, "wb"),
+            response_read,
+            folder,
+            _open_oom_counter(process.pid),
         )
-        child._await_ready()
+        try:
+            child._await_ready()
+        except BaseException:
+            child.close()
+            raise
         return child
 
     def _await_ready(self) -> None:
+        self._oom_kills = _read_oom_kills(self._oom_counter)
         header, _ = self._receive("startup", STARTUP_TIMEOUT_S)
-        if header["type"] == "fatal":
-            self.close()
-            raise ModelOpsError.from_info(ErrorInfo.from_dict(header["error"]))
-        self.wire = header["wire"]
+        if header.get("type") == "fatal":
+            try:
+                info = _error_info(header)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise self._broken("startup", "a fatal error report it cannot read") from None
+            raise ModelOpsError.from_info(info)
+        if header.get("type") != "ready":
+            raise self._broken("startup", f"a first message of type {header.get('type')!r}")
+        self.wire = str(header.get("wire", ""))
 
     @property
     def alive(self) -> bool:
@@ -98,37 +212,44 @@ class WarmChild:
 
     def run(self, task: SimTask) -> SimReturn:
         """One task; every failure of the task (model error, crash, timeout, memory) comes
-        back as a SimReturn. After a crash, timeout or memory kill the child is dead."""
+        back as a SimReturn. After a crash, timeout, memory kill or protocol error the child
+        is dead."""
+        during = f"task {task.task_id}"
+        limits = task.limits
         try:
-            self._send_task(task)
+            request = _encode_task(task)
+        except ModelOpsError as exc:  # never sent: the child is untouched
+            return SimReturn.failure(task.task_id, exc.info)
+        try:
+            self._send(request, task, during)
             header, blobs = self._receive(
-                f"task {task.task_id}", task.limits.timeout_s, task.limits.memory_limit_mb
+                during, limits.timeout_s, limits.memory_limit_mb, task.task_id
             )
         except ModelOpsError as exc:
             return SimReturn.failure(task.task_id, exc.info, logs=self.task_logs())
+        except BaseException:
+            self._kill()  # it may be working on, or have sent, an answer no one will read
+            raise
         finally:
             self.tasks_served += 1
+        if self._buffer or self._poll.poll(0):
+            self._kill()  # more than the one answer asked for: it serves no other task
         return self._result(task, header, blobs)
 
-    def _send_task(self, task: SimTask) -> None:
-        write_message(
-            self._requests,
-            {
-                "type": "run",
-                "task_id": task.task_id,
-                "entrypoint": task.entrypoint,
-                "params": task.params,
-                "seed": task.seed,
-                "config": task.config,
-                "outputs": list(task.outputs) if task.outputs is not None else None,
-            },
-        )
+    def _send(self, request: bytes, task: SimTask, during: str) -> None:
+        self._memory_limit_mb = task.limits.memory_limit_mb
+        self._oom_kills = _read_oom_kills(self._oom_counter)
+        try:
+            self._requests.write(request)
+            self._requests.flush()
+        except OSError:  # the child is gone (a broken pipe)
+            raise ModelOpsError.from_info(self._crash_info(during)) from None
 
     def _result(self, task: SimTask, header: dict, blobs: list[bytes]) -> SimReturn:
         logs = self.task_logs()
         timings = {"wire_s": header["wire_s"]} if "wire_s" in header else {}
         if header["type"] == "error":
-            return SimReturn.failure(task.task_id, ErrorInfo.from_dict(header["error"]), logs=logs)
+            return SimReturn.failure(task.task_id, _error_info(header), logs=logs)
         outputs = {
             name: Artifact.from_bytes(data)
             for name, data in zip(header["names"], blobs, strict=True)
@@ -155,52 +276,80 @@ class WarmChild:
         return "\n".join(parts)
 
     def _receive(
-        self, during: str, timeout_s: float | None = None, memory_limit_mb: float | None = None
+        self,
+        during: str,
+        timeout_s: float | None = None,
+        memory_limit_mb: float | None = None,
+        task_id: str | None = None,
     ) -> tuple[dict, list[bytes]]:
-        """The child's next message, watching the clock and its memory while waiting."""
-        self._watch(during, timeout_s, memory_limit_mb)
+        """The child's next message, read within the deadline while watching its memory.
+        With `task_id`, the message must be the answer to that task."""
+        watch = _Watch(self, during, timeout_s, memory_limit_mb)
         try:
-            message = read_message(self._responses)
-        except ValueError as exc:
-            self.close()
-            raise ModelOpsError(ErrorClass.INTERNAL, f"child runner: {exc}") from exc
+            prefix = self._read(FRAME.size, watch, allow_eof=True)
+            if prefix is None:
+                raise EOFError
+            head_length, blob_count = FRAME.unpack(prefix)
+            check_frame(head_length, blob_count)
+            header = parse_header(self._read(head_length, watch))
+            if task_id is not None:
+                _check_answer(header, task_id, blob_count)
+            blobs = []
+            total = 0
+            for _ in range(blob_count):
+                (length,) = BLOB.unpack(self._read(BLOB.size, watch))
+                total += length
+                check_blob(length, total)
+                blobs.append(self._read(length, watch))
+        except (FrameError, ProtocolError) as exc:
+            raise self._broken(during, str(exc)) from None
         except (EOFError, OSError):
-            message = None
-        if message is None:
-            raise ModelOpsError.from_info(self._crash_info(during))
-        return message
+            raise ModelOpsError.from_info(self._crash_info(during)) from None
+        return header, blobs
 
-    def _watch(self, during: str, timeout_s: float | None, memory_limit_mb: float | None) -> None:
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            waits = []
-            if deadline is not None:
-                waits.append(deadline - time.monotonic())
-            if memory_limit_mb is not None:
-                waits.append(MEMORY_POLL_S)
-            wait = max(0.0, min(waits)) if waits else None
-            ready, _, _ = select.select([self._responses], [], [], wait)
-            if ready:
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                self._kill()
-                raise ModelOpsError(
-                    ErrorClass.TIMEOUT,
-                    f"timeout after {timeout_s:g} s during {during}; the child process was killed",
-                    type="Timeout",
-                    traceback=self._stderr_tail(),
-                )
-            if memory_limit_mb is not None:
-                used = self._rss_mb()
-                if used > memory_limit_mb:
-                    self._kill()
-                    raise ModelOpsError(
-                        ErrorClass.OOM,
-                        f"out of memory: used {used:.0f} MB, limit {memory_limit_mb:g} MB, "
-                        f"during {during}; the child process was killed",
-                        type="MemoryLimitExceeded",
-                        traceback=self._stderr_tail(),
-                    )
+    def _read(self, size: int, watch: _Watch, allow_eof: bool = False) -> bytes:
+        """Exactly `size` bytes, read as they arrive; None for an end of stream before the
+        first byte when `allow_eof`. Small reads ask for a little more (a whole small answer
+        in one system call); what they get beyond `size` waits in a buffer for the next."""
+        buffer = self._buffer
+        if len(buffer) >= size:
+            data = bytes(buffer[:size])
+            del buffer[:size]
+            return data
+        # grows as bytes arrive (a length alone allocates nothing); getvalue() hands over
+        # its buffer without copying it, so a large output costs its size once
+        out = io.BytesIO()
+        out.write(buffer)
+        got = len(buffer)
+        buffer.clear()
+        while got < size:
+            missing = size - got
+            try:
+                chunk = os.read(self._responses, min(max(missing, SMALL_READ), READ_CHUNK))
+            except BlockingIOError:
+                watch.wait(self._poll)
+                continue
+            if not chunk:
+                if allow_eof and got == 0:
+                    return None  # type: ignore[return-value]
+                raise EOFError
+            if len(chunk) > missing:
+                buffer += chunk[missing:]
+                chunk = chunk[:missing]
+            if got == 0 and len(chunk) == size:
+                return chunk  # the common case: all of it in one read
+            out.write(chunk)
+            got += len(chunk)
+        return out.getvalue()
+
+    def _broken(self, during: str, what: str) -> ModelOpsError:
+        self._kill()
+        return ModelOpsError(
+            ErrorClass.CRASH,
+            f"protocol error during {during}: {what}; the child process was killed",
+            type="ProtocolError",
+            traceback=self._stderr_tail(),
+        )
 
     def _rss_mb(self) -> float:
         """Resident memory of the child and anything it started."""
@@ -227,8 +376,40 @@ class WarmChild:
         try:
             code = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self.close()
-            code = self.process.returncode
+            self._kill()
+            return ErrorInfo(
+                ErrorClass.CRASH,
+                "ChildCrashed",
+                f"the child process closed its answer pipe during {during} but did not exit; "
+                "it was killed",
+                self._stderr_tail(),
+            )
+        if code == -signal.SIGKILL:
+            before, after = self._oom_kills, _read_oom_kills(self._oom_counter)
+            if before is not None and after is not None and after > before:
+                limit = self._memory_limit_mb
+                return ErrorInfo(
+                    ErrorClass.OOM,
+                    "OutOfMemoryKilled",
+                    "out of memory: the kernel's OOM killer killed the child process (SIGKILL) "
+                    f"during {during} (its cgroup's oom_kill count rose from {before} to "
+                    f"{after}); "
+                    + (
+                        "no ModelOps memory limit was set"
+                        if limit is None
+                        else f"it was under its memory limit of {limit:g} MB when last checked"
+                    ),
+                    self._stderr_tail(),
+                )
+            return ErrorInfo(
+                ErrorClass.CRASH,
+                "ChildCrashed",
+                f"SIGKILL: the child process died during {during}; a SIGKILL that ModelOps did "
+                "not send is often the kernel's out-of-memory killer (give the worker more "
+                "memory, run fewer tasks at once, or set a memory limit to have ModelOps stop "
+                "the model first)",
+                self._stderr_tail(),
+            )
         what = signal.Signals(-code).name if code is not None and code < 0 else f"exit code {code}"
         return ErrorInfo(
             ErrorClass.CRASH,
@@ -238,32 +419,158 @@ class WarmChild:
         )
 
     def close(self) -> None:
-        """Ask the child to stop; kill its process group if it does not."""
+        """Ask the child to stop; kill its process group if it does not, and anything it
+        left running in it; remove its folder (working copy, scratch, logs)."""
+        if self._closed:
+            return
+        self._closed = True
         if self.alive:
             try:
                 write_message(self._requests, {"type": "shutdown"})
                 self.process.wait(timeout=5)
             except (OSError, ValueError, subprocess.TimeoutExpired):
-                _kill_group(self.process)
-        for stream in (self._requests, self._responses):
-            with contextlib.suppress(OSError):
-                stream.close()
+                pass
+        _kill_group(self.process)  # the child, if it did not stop, and what it started
+        with contextlib.suppress(OSError):
+            self._requests.close()
+        with contextlib.suppress(OSError):
+            os.close(self._responses)
+        if self._oom_counter is not None:
+            os.close(self._oom_counter)
+        self.folder.remove()
+
+
+class _Watch:
+    """The clock and memory of one wait for the child."""
+
+    def __init__(
+        self, child: WarmChild, during: str, timeout_s: float | None, memory_limit_mb: float | None
+    ) -> None:
+        self.child = child
+        self.during = during
+        self.timeout_s = timeout_s
+        self.memory_limit_mb = memory_limit_mb
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def wait(self, poll: select.poll) -> None:
+        """Until the child's pipe has something to read; raises (having killed the child) at
+        the deadline or past the memory limit."""
+        while True:
+            wait = MAX_WAIT_S
+            if self.deadline is not None:
+                wait = min(wait, self.deadline - time.monotonic())
+            if self.memory_limit_mb is not None:
+                wait = min(wait, MEMORY_POLL_S)
+            if poll.poll(max(0, int(wait * 1000) + 1)):
+                return
+            child = self.child
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                child._kill()
+                raise ModelOpsError(
+                    ErrorClass.TIMEOUT,
+                    f"timeout after {self.timeout_s:g} s during {self.during}; "
+                    "the child process was killed",
+                    type="Timeout",
+                    traceback=child._stderr_tail(),
+                )
+            if self.memory_limit_mb is not None:
+                used = child._rss_mb()
+                if used > self.memory_limit_mb:
+                    child._kill()
+                    raise ModelOpsError(
+                        ErrorClass.OOM,
+                        f"out of memory: used {used:.0f} MB, limit {self.memory_limit_mb:g} MB, "
+                        f"during {self.during}; the child process was killed",
+                        type="MemoryLimitExceeded",
+                        traceback=child._stderr_tail(),
+                    )
+
+
+def _encode_task(task: SimTask) -> bytes:
+    """The frame that asks a child to run `task`; a one-line bad_input error when its params
+    and config are past the header's limit."""
+    try:
+        head = encode_header(
+            {
+                "type": "run",
+                "task_id": task.task_id,
+                "entrypoint": task.entrypoint,
+                "params": task.params,
+                "seed": task.seed,
+                "config": task.config,
+                "outputs": list(task.outputs) if task.outputs is not None else None,
+            }
+        )
+    except FrameError as exc:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"the task's params and config take more than {size_text(MAX_HEADER_BYTES)} as "
+            f"JSON ({exc}); put large inputs in the bundle's files",
+            type="TaskTooLarge",
+        ) from None
+    return FRAME.pack(len(head), 0) + head
+
+
+def _check_answer(header: dict, task_id: str, blob_count: int) -> None:
+    """ProtocolError unless `header` answers `task_id` as the protocol says."""
+    kind = header.get("type")
+    if kind not in ("result", "error"):
+        raise ProtocolError(f"an answer of type {kind!r}")
+    if header.get("task_id") != task_id:
+        raise ProtocolError(f"the child answered for task {str(header.get('task_id'))[:64]}")
+    if kind == "error":
+        try:
+            _error_info(header)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProtocolError("an error report without a class, type and message") from None
+        if blob_count:
+            raise ProtocolError(f"an error report with {blob_count} outputs")
+        return
+    names = header.get("names")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ProtocolError("a result without a list of output names")
+    if len(names) != blob_count:
+        raise ProtocolError(f"a result naming {len(names)} outputs but carrying {blob_count}")
+
+
+def _error_info(header: dict) -> ErrorInfo:
+    return ErrorInfo.from_dict(header["error"])
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
     deadline = time.monotonic() + 10
     while process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def _child_env(python: Path, threads: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+def _child_env(python: Path, threads: int, scratch: Path) -> dict[str, str]:
+    """The child's environment: the allow-listed part of the worker's, the names the operator
+    adds in MODELOPS_CHILD_ENV (exact names, or patterns such as `SLURM_*`), never
+    ModelOps' own credentials."""
+    wanted = [name.strip() for name in os.environ.get(CHILD_ENV_VAR, "").split(",")]
+    wanted = [name for name in wanted if name]
+    refused = sorted(name for name in wanted if name in SECRET_VARS)
+    if refused:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"{CHILD_ENV_VAR} names {', '.join(refused)}: ModelOps never passes its registry "
+            f"credentials to a model; remove {'it' if len(refused) == 1 else 'them'} from "
+            f"{CHILD_ENV_VAR}",
+        )
+
+    def passes(name: str) -> bool:
+        if name in SECRET_VARS:
+            return False
+        if name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES):
+            return True
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in wanted)
+
+    env = {name: value for name, value in os.environ.items() if passes(name)}
     env["VIRTUAL_ENV"] = str(python.parent.parent)
-    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join(filter(None, [str(python.parent), env.get("PATH")]))
+    env[SCRATCH_VAR] = str(scratch)
     for name in THREAD_LIMIT_VARS:
         env.setdefault(name, str(threads))
     return env
@@ -278,3 +585,74 @@ def _tail(path: Path) -> str:
             return fh.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+
+
+# --- the kernel's OOM kills, counted per cgroup ------------------------------------------
+
+
+def oom_kill_file(proc_cgroup: str, mountinfo: str, exists=os.path.exists) -> Path | None:
+    """The file whose `oom_kill` line counts the kernel's OOM kills in the cgroup that
+    `proc_cgroup` (the text of /proc/<pid>/cgroup) names, found among the cgroup file
+    systems `mountinfo` (the text of /proc/self/mountinfo) lists: `memory.oom_control` where
+    the memory controller is on a cgroup v1 hierarchy, else `memory.events` (cgroup v2).
+    None when there is no such file."""
+    v1_path = v2_path = None
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if "memory" in controllers.split(","):
+            v1_path = path
+        elif hierarchy == "0" and not controllers:
+            v2_path = path
+    candidates = []
+    for line in mountinfo.splitlines():
+        before, _, after = line.partition(" - ")
+        fields, kind = before.split(), after.split()
+        if len(fields) < 5 or len(kind) < 3:
+            continue
+        root, mount_point, fs_type, options = fields[3], fields[4], kind[0], kind[2].split(",")
+        if fs_type == "cgroup" and "memory" in options and v1_path is not None:
+            candidates.insert(0, Path(mount_point, _under(v1_path, root), "memory.oom_control"))
+        elif fs_type == "cgroup2" and v2_path is not None and v1_path is None:
+            candidates.append(Path(mount_point, _under(v2_path, root), "memory.events"))
+    return next((path for path in candidates if exists(path)), None)
+
+
+def _under(path: str, root: str) -> str:
+    """`path` (a cgroup) relative to a mount whose root is the cgroup `root`."""
+    if root != "/" and (path == root or path.startswith(root + "/")):
+        path = path[len(root) :]
+    return path.lstrip("/")
+
+
+@functools.cache
+def _mountinfo() -> str:
+    try:
+        return Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return ""
+
+
+def _open_oom_counter(pid: int) -> int | None:
+    """A file descriptor on the OOM kill count of the cgroup of process `pid`, kept open
+    for the life of its child: read again before every task, it costs one pread."""
+    try:
+        path = oom_kill_file(Path(f"/proc/{pid}/cgroup").read_text(), _mountinfo())
+        return None if path is None else os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _read_oom_kills(fd: int | None) -> int | None:
+    if fd is None:
+        return None
+    try:
+        for line in os.pread(fd, 4096, 0).splitlines():
+            key, _, value = line.partition(b" ")
+            if key == b"oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None

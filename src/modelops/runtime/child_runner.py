@@ -7,7 +7,9 @@ functions, so both sides share one definition of a frame:
 
     u32 header length | u32 blob count | header (UTF-8 JSON) | (u64 blob length | blob)*
 
-Every header carries the protocol version; a reader refuses a frame of another version.
+Every header carries the protocol version; a reader refuses a frame of another version, and
+a frame past the limits below (a header of more than 64 MiB, more than 65,536 blobs, a blob
+of more than 4 GiB, 8 GiB of blobs in all) before reading or allocating any of it.
 
 Payload bytes travel raw, never base64'd or JSON-escaped. The protocol has its own pipes:
 the model's stdout and stderr go to log files, so a model that prints cannot corrupt a
@@ -30,33 +32,98 @@ from typing import Any, BinaryIO
 
 PROTOCOL_VERSION = 1  # must equal modelops.contracts.PROTOCOL_VERSION (checked by a test)
 
-_FRAME = struct.Struct(">II")
-_BLOB = struct.Struct(">Q")
+FRAME = struct.Struct(">II")
+BLOB = struct.Struct(">Q")
+
+# Limits of one frame, the same on both sides. Generous: outputs can be large tables. A
+# reader checks each length before it reads or allocates anything, so a corrupt or hostile
+# length costs nothing.
+MAX_HEADER_BYTES = 64 << 20  # task params and config; names of outputs; an error report
+MAX_BLOBS = 65536  # outputs of one task
+MAX_BLOB_BYTES = 4 << 30  # one output
+MAX_PAYLOAD_BYTES = 8 << 30  # all outputs of one task
+MAX_ERROR_MESSAGE = 64 << 10  # an error's message and traceback are cut to fit in a header
+MAX_ERROR_TRACEBACK = 1 << 20
+
+
+class FrameError(ValueError):
+    """A frame this protocol does not allow: past a limit, not JSON, another version."""
+
+
+def size_text(size: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
+def check_frame(head_length: int, blob_count: int) -> None:
+    """FrameError naming the limit a frame's prefix breaks, before any of it is read."""
+    if head_length > MAX_HEADER_BYTES:
+        raise FrameError(
+            f"a frame header of {head_length} bytes (the limit is {size_text(MAX_HEADER_BYTES)})"
+        )
+    if blob_count > MAX_BLOBS:
+        raise FrameError(f"a frame of {blob_count} blobs (the limit is {MAX_BLOBS})")
+
+
+def check_blob(length: int, total: int) -> None:
+    """FrameError naming the limit a blob of `length` breaks, `total` counting it too."""
+    if length > MAX_BLOB_BYTES:
+        raise FrameError(f"an output of {length} bytes (the limit is {size_text(MAX_BLOB_BYTES)})")
+    if total > MAX_PAYLOAD_BYTES:
+        raise FrameError(
+            f"outputs of {total} bytes in all (the limit is {size_text(MAX_PAYLOAD_BYTES)})"
+        )
+
+
+def encode_header(header: dict[str, Any]) -> bytes:
+    head = json.dumps(dict(header, protocol=PROTOCOL_VERSION), allow_nan=False).encode()
+    if len(head) > MAX_HEADER_BYTES:
+        raise FrameError(
+            f"a frame header of {len(head)} bytes (the limit is {size_text(MAX_HEADER_BYTES)})"
+        )
+    return head
 
 
 def write_message(stream: BinaryIO, header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
-    head = json.dumps({**header, "protocol": PROTOCOL_VERSION}, allow_nan=False).encode()
-    stream.write(_FRAME.pack(len(head), len(blobs)) + head)
+    head = encode_header(header)
+    stream.write(FRAME.pack(len(head), len(blobs)) + head)
     for blob in blobs:
-        stream.write(_BLOB.pack(len(blob)))
+        stream.write(BLOB.pack(len(blob)))
         stream.write(blob)
     stream.flush()
 
 
-def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[bytes]] | None:
-    """The next message, or None at a clean end of stream."""
-    prefix = _read_exact(stream, _FRAME.size, allow_eof=True)
-    if prefix is None:
-        return None
-    head_length, blob_count = _FRAME.unpack(prefix)
-    header = json.loads(_read_exact(stream, head_length))
+def parse_header(data: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(data)
+    except ValueError as exc:
+        raise FrameError(f"a frame header that is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise FrameError(f"a frame header that is a JSON {type(header).__name__}, not an object")
     if header.get("protocol") != PROTOCOL_VERSION:
-        raise ValueError(
+        raise FrameError(
             f"peer speaks protocol {header.get('protocol')!r}, this side {PROTOCOL_VERSION}"
         )
+    return header
+
+
+def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[bytes]] | None:
+    """The next message, or None at a clean end of stream; blocks until it is whole (the
+    child's side: it has nothing else to do)."""
+    prefix = _read_exact(stream, FRAME.size, allow_eof=True)
+    if prefix is None:
+        return None
+    head_length, blob_count = FRAME.unpack(prefix)
+    check_frame(head_length, blob_count)
+    header = parse_header(_read_exact(stream, head_length))
     blobs = []
+    total = 0
     for _ in range(blob_count):
-        (length,) = _BLOB.unpack(_read_exact(stream, _BLOB.size))
+        (length,) = BLOB.unpack(_read_exact(stream, BLOB.size))
+        total += length
+        check_blob(length, total)
         blobs.append(_read_exact(stream, length))
     return header, blobs
 
@@ -71,12 +138,14 @@ def _read_exact(stream: BinaryIO, size: int, allow_eof: bool = False) -> bytes |
 
 
 def _error(error_class: str, exc: BaseException, message: str | None = None) -> dict[str, str]:
-    return {
-        "class": error_class,
-        "type": type(exc).__name__,
-        "message": message or f"{type(exc).__name__}: {exc}",
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    }
+    text = message or f"{type(exc).__name__}: {exc}"
+    if len(text) > MAX_ERROR_MESSAGE:
+        text = text[:MAX_ERROR_MESSAGE] + f" [... {len(text) - MAX_ERROR_MESSAGE} more characters]"
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(trace) > MAX_ERROR_TRACEBACK:
+        cut = len(trace) - MAX_ERROR_TRACEBACK
+        trace = f"[... the first {cut} characters cut ...]\n" + trace[cut:]
+    return {"class": error_class, "type": type(exc).__name__, "message": text, "traceback": trace}
 
 
 def _load_wire(spec: str, bundle: str) -> Any:
@@ -166,7 +235,15 @@ def _check_outputs(outputs: Any) -> list[tuple[str, bytes]]:
             TypeError(type(outputs).__name__),
             f"wire returned {type(outputs).__name__}; it must return dict[str, bytes]",
         )
+    if len(outputs) > MAX_BLOBS:
+        raise _Fatal(
+            "bad_output",
+            ValueError(len(outputs)),
+            f"wire returned {len(outputs)} outputs; the limit is {MAX_BLOBS} (put many small "
+            "values in one table)",
+        )
     checked = []
+    total = 0
     for name, value in outputs.items():
         if not isinstance(name, str):
             raise _Fatal(
@@ -178,6 +255,16 @@ def _check_outputs(outputs: Any) -> list[tuple[str, bytes]]:
                 TypeError(type(value).__name__),
                 f"wire output {name!r} is {type(value).__name__}; outputs must be bytes "
                 "(Arrow IPC or Parquet for tables, encoded text for anything else)",
+            )
+        size = memoryview(value).nbytes
+        total += size
+        if size > MAX_BLOB_BYTES or total > MAX_PAYLOAD_BYTES:
+            raise _Fatal(
+                "bad_output",
+                ValueError(size),
+                f"wire output {name!r} is {size} bytes and the outputs {total} bytes in all; "
+                f"the limits are {size_text(MAX_BLOB_BYTES)} per output and "
+                f"{size_text(MAX_PAYLOAD_BYTES)} in all",
             )
         checked.append((name, bytes(value)))
     return checked
@@ -255,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sdk", help="a folder holding the worker's modelops package")
     args = parser.parse_args(argv)
 
+    for fd in (args.requests, args.responses):
+        os.set_inheritable(fd, False)  # a process the model starts must not hold the protocol
     requests = os.fdopen(args.requests, "rb")
     responses = os.fdopen(args.responses, "wb")
     os.chdir(args.bundle)
@@ -277,8 +366,13 @@ def main(argv: list[str] | None = None) -> int:
             break
         try:
             header, blobs = _run(wire, request, args.logs)
+            encode_header(header)  # many long output names could pass the header's limit
         except _Fatal as failure:
             header = {"type": "error", "task_id": request["task_id"], "error": failure.error}
+            blobs = []
+        except FrameError as exc:
+            error = _error("bad_output", exc, f"the wire's output names are too long: {exc}")
+            header = {"type": "error", "task_id": request["task_id"], "error": error}
             blobs = []
         write_message(responses, header, blobs)
     return 0

@@ -22,8 +22,9 @@ from modelops.contracts import (
     SimTask,
 )
 from modelops.runtime.child import WarmChild
+from modelops.runtime.childdir import CHILDREN, StaleBundle
 from modelops.runtime.env import ensure_env
-from modelops.runtime.eviction import evict_lru, touch
+from modelops.runtime.eviction import discard, evict_lru, remove_leftovers, touch
 from modelops.runtime.pool import WarmPool
 from modelops.runtime.sdk_link import sdk_folder
 
@@ -45,6 +46,7 @@ class TaskRunner:
         self.child_threads = child_threads
         self.pool = WarmPool(max_idle_children)
         self._ready: dict[BundleRef, tuple[FetchedBundle, Path]] = {}
+        remove_leftovers(cache)  # of workers that died on this machine before
 
     def run(self, task: SimTask, worker: str = "") -> SimReturn:
         timings: dict[str, float] = {}
@@ -89,9 +91,10 @@ class TaskRunner:
 
     def _prepare(self, ref: BundleRef, timings: dict[str, float]) -> tuple[FetchedBundle, Path]:
         """The fetched bundle and its env's python; looked up once per bundle per worker
-        (again if the cache lost it), and marked as used for eviction."""
+        (again if the cache lost either, to eviction or anything else), and marked as used
+        for eviction."""
         ready = self._ready.get(ref)
-        if ready is None or not ready[1].exists():
+        if ready is None or not ready[0].root.is_dir() or not ready[1].exists():
             began = time.perf_counter()
             bundle = fetch_bundle(ref, self.source, self.cache)
             timings["fetch_s"] = time.perf_counter() - began
@@ -127,12 +130,35 @@ class TaskRunner:
             return result
 
     def _start(self, bundle: FetchedBundle, python: Path, timings: dict[str, float]) -> WarmChild:
+        """A new child with its own copy of the bundle's files. A cached bundle that lost or
+        changed files since it was verified is removed and fetched again, once."""
         began = time.perf_counter()
-        child = WarmChild.start(
-            python, bundle, self.cache / "logs", self.child_threads, sdk_folder(self.cache)
-        )
+        sdk = sdk_folder(self.cache)
+        try:
+            child = WarmChild.start(python, bundle, self.cache / CHILDREN, self.child_threads, sdk)
+        except StaleBundle:
+            bundle = self._fetch_again(bundle.ref, timings)
+            try:
+                child = WarmChild.start(
+                    python, bundle, self.cache / CHILDREN, self.child_threads, sdk
+                )
+            except StaleBundle as exc:
+                raise ModelOpsError(
+                    ErrorClass.BAD_BUNDLE,
+                    f"bundle {bundle.ref} fetched again is still not its own files: {exc}",
+                ) from None
         timings["start_s"] = time.perf_counter() - began
         return child
+
+    def _fetch_again(self, ref: BundleRef, timings: dict[str, float]) -> FetchedBundle:
+        discard(self.cache / "bundles" / ref.hex)
+        began = time.perf_counter()
+        bundle = fetch_bundle(ref, self.source, self.cache)
+        timings["fetch_s"] = timings.get("fetch_s", 0.0) + time.perf_counter() - began
+        ready = self._ready.get(ref)
+        if ready is not None:
+            self._ready[ref] = (bundle, ready[1])
+        return bundle
 
     def close(self) -> None:
         self.pool.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -32,9 +33,12 @@ class Resources(StudyModel):
     def _size(cls, value: Any) -> Any:
         if isinstance(value, str):
             try:
-                return parse_size_mb(value)
+                size = parse_size_mb(value)
             except ValueError as exc:
                 raise field_error(str(exc)) from None
+            if not math.isfinite(size):  # "1e999GB": RunLimits takes finite limits only
+                raise field_error(f"{show(value)} is not a finite size")
+            return size
         return value if value is None else float(number(value))
 
     @field_validator("isolation", mode="before")
