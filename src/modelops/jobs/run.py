@@ -270,76 +270,60 @@ def _run(
     n_workers: int | None,
     on_progress: ProgressCallback | None,
 ) -> JobRecord:
-    """One run of `job`, holding its run lock throughout."""
+    """One run of `job`, holding its run lock throughout: one process per job."""
     with records.running(job.job_id):
-        return _run_locked(
-            job, spec, ref, settings, records, store, scheduler, n_workers, on_progress
-        )
-
-
-def _run_locked(
-    job: JobRecord,
-    spec: StudySpec,
-    ref: BundleRef,
-    settings: Settings,
-    records: JobRecords,
-    store: ResultStore,
-    scheduler: str | None,
-    n_workers: int | None,
-    on_progress: ProgressCallback | None,
-) -> JobRecord:
-    records.start(job.job_id, os.getpid())
-    # results an earlier run committed but was killed before reporting: reported now
-    for stored in store.open(job.job_id).stored_here():
-        records.record_results(job.job_id, stored)
-    environment = describe_bundle(ref, open_store(settings)).config.environment
-    run = _JobRun(job, spec, ref, records, store, on_progress)
-    started = time.time()
-    state = JobState.FAILED
-    try:
-        pending = run.tasks()
-        first = next(pending, None)
-        if first is not None:  # a study that is all cache hits needs no cluster at all
-            with open_cluster(scheduler, n_workers=n_workers) as client:
-                tasks = itertools.chain([first], pending)
-                for result in run_tasks(client, tasks, batch_size=spec.resources.batch_size):
-                    run.record(result)
-        state = None  # decided from the stored counts below
-    except KeyboardInterrupt:
-        state = JobState.CANCELLED
-    finally:
-        run.writer.close()
-        run.checkpoint()
-        counts = _final_counts(store, job.job_id, spec.n_simulations)
-        records.set_counts(job.job_id, counts)
-        if state is None:
-            state = _state_of(counts)
-        records.finish(job.job_id, state)
-        store.write_manifest(
-            job.job_id,
-            {
-                "job": job.job_id,
-                "name": spec.name,
-                "state": state.value,
-                "spec": spec.model_dump(mode="json"),
-                "bundle": str(ref),
-                "environment": {
-                    "kind": environment.kind,
-                    "files": list(environment.files),
-                    "lock_digest": environment.lock_digest,
+        records.start(job.job_id, os.getpid())
+        # results an earlier run committed but was killed before reporting: reported now
+        for stored in store.open(job.job_id).stored_here():
+            records.record_results(job.job_id, stored)
+        environment = describe_bundle(ref, open_store(settings)).config.environment
+        run = _JobRun(job, spec, ref, records, store, on_progress)
+        started = time.time()
+        state = JobState.FAILED
+        try:
+            pending = run.tasks()
+            first = next(pending, None)
+            if first is not None:  # a study that is all cache hits needs no cluster at all
+                with open_cluster(scheduler, n_workers=n_workers) as client:
+                    tasks = itertools.chain([first], pending)
+                    for result in run_tasks(client, tasks, batch_size=spec.resources.batch_size):
+                        run.record(result)
+            state = None  # decided from the stored counts below
+        except KeyboardInterrupt:
+            state = JobState.CANCELLED
+        finally:
+            run.writer.close()
+            run.checkpoint()
+            counts = _final_counts(store, job.job_id, spec.n_simulations)
+            records.set_counts(job.job_id, counts)
+            if state is None:
+                state = _state_of(counts)
+            records.finish(job.job_id, state)
+            store.write_manifest(
+                job.job_id,
+                {
+                    "job": job.job_id,
+                    "name": spec.name,
+                    "state": state.value,
+                    "spec": spec.model_dump(mode="json"),
+                    "bundle": str(ref),
+                    "environment": {
+                        "kind": environment.kind,
+                        "files": list(environment.files),
+                        "lock_digest": environment.lock_digest,
+                    },
+                    "modelops_version": __version__,
+                    "started": started,
+                    "ended": time.time(),
+                    "counts": {
+                        "total": counts.total,
+                        "succeeded": counts.succeeded,
+                        "failed": counts.failed,
+                        "cached": counts.cached,
+                    },
                 },
-                "modelops_version": __version__,
-                "started": started,
-                "ended": time.time(),
-                "counts": {
-                    "total": counts.total,
-                    "succeeded": counts.succeeded,
-                    "failed": counts.failed,
-                    "cached": counts.cached,
-                },
-            },
-        )
-    return records.get(job.job_id)
+            )
+        return records.get(job.job_id)
 
 
 def _final_counts(store: ResultStore, job_id: str, total: int) -> JobCounts:
