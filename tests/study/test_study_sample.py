@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from modelops.study import Dimension, StudySpec, StudyWarning, load_study, plan, sample_study
+from modelops.study import (
+    Dimension,
+    StudySpec,
+    StudyWarning,
+    load_study,
+    plan,
+    sample_study,
+    study_toml,
+)
 
 
 @pytest.fixture
@@ -56,7 +64,7 @@ def test_the_documented_command_line(in_tmp: Path) -> None:
     assert spec.bundle_path() == Path("studies/../models/sir")
     assert spec.bundle_path().resolve() == (in_tmp / "models" / "sir").resolve()
     out.parent.mkdir()
-    out.write_text(spec.to_toml())
+    out.write_text(study_toml(spec))
     loaded = load_study(out)
     assert loaded == spec
     assert loaded.bundle_path().resolve() == (in_tmp / "models" / "sir").resolve()

@@ -10,7 +10,7 @@ import typer
 
 from modelops.cli.common import fail, stderr
 from modelops.contracts import ModelOpsError
-from modelops.study import StudyWarning, sample_study
+from modelops.study import StudyWarning, sample_study, study_toml
 
 study_app = typer.Typer(no_args_is_help=True, help="Write study files.")
 
@@ -59,5 +59,5 @@ def sample(
         raise fail(exc.info) from None
     for warning in caught:
         stderr.print(f"warning: {warning.message}", highlight=False, soft_wrap=True)
-    out.write_text(spec.to_toml())
+    out.write_text(study_toml(spec))
     stderr.print(f"wrote {out}: {spec.n_simulations} simulations", highlight=False)

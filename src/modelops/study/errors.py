@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-Loc = tuple[str | int, ...]
+from modelops.study.locate import Loc
 
 STUDY_ERROR = "study"
 

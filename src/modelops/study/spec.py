@@ -130,9 +130,3 @@ class StudySpec(StudyModel):
         if "@" in self.bundle or ":" in self.bundle:
             return None
         return folder
-
-    def to_toml(self) -> str:
-        """A study file that `load_study` reads back to an equal spec."""
-        from modelops.study.toml_out import study_toml
-
-        return study_toml(self)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from modelops.study.locate import Loc
+
 TOML_INT_MIN = -(2**63)
 TOML_INT_MAX = 2**63 - 1
 
-Path = tuple[str | int, ...]
 
-
-def first_bad_value(value: Any, where: Path = ()) -> tuple[Path, str] | None:
+def first_bad_value(value: Any, where: Loc = ()) -> tuple[Loc, str] | None:
     """Where the first value that would not survive a TOML round trip sits, and why; None if
     all is well. Checked at load so the error names the key, not a worker's traceback."""
     if isinstance(value, bool | str):
