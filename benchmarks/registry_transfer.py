@@ -24,7 +24,7 @@ import sys, time
 from pathlib import Path
 from modelops.bundle import build_bundle
 from modelops.bundle.registry import push_bundle
-from modelops.bundle.sources import registry_client
+from modelops.bundle.store_in_use import registry_client
 started = time.perf_counter()
 bundle = build_bundle(Path(sys.argv[1]), sys.argv[3])
 built = time.perf_counter()
@@ -43,7 +43,7 @@ PULL = """
 import sys
 from pathlib import Path
 from modelops.bundle import fetch_bundle
-from modelops.bundle.sources import registry_client
+from modelops.bundle.store_in_use import registry_client
 from modelops.bundle.registry import RegistrySource
 from modelops.contracts import BundleRef
 fetched = fetch_bundle(BundleRef.parse(sys.argv[2]), RegistrySource(registry_client(sys.argv[1])),

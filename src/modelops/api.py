@@ -12,7 +12,7 @@ from modelops.bundle.inspect import BundleDescription, describe_bundle
 from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
-from modelops.bundle.sources import open_store, parse_reference
+from modelops.bundle.store_in_use import open_store, parse_reference
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import (
     BundleRef,

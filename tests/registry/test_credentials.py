@@ -33,7 +33,7 @@ from modelops.bundle.registry.credentials import (
     USERNAME_ENV,
     docker_config_path,
 )
-from modelops.bundle.sources import registry_client
+from modelops.bundle.store_in_use import registry_client
 from modelops.contracts import ErrorClass, ModelOpsError
 
 MOPS = [sys.executable, "-m", "modelops.cli"]

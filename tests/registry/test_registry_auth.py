@@ -27,7 +27,7 @@ from modelops.bundle.build import BuiltBundle
 from modelops.bundle.registry import RegistryClient, RegistryHost, push_bundle
 from modelops.bundle.registry.client import UPLOAD_CHUNK
 from modelops.bundle.registry.credentials import resolve_credentials
-from modelops.bundle.sources import registry_client
+from modelops.bundle.store_in_use import registry_client
 from modelops.contracts import ErrorClass, ModelOpsError
 
 TOKEN_TTL_S = 2

@@ -12,7 +12,7 @@ import pytest
 from tests.registry_servers import RunningRegistry
 
 from modelops.bundle.registry import RegistryClient, RegistryHost
-from modelops.bundle.sources import open_store
+from modelops.bundle.store_in_use import open_store
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.settings import Settings
 

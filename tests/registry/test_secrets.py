@@ -29,7 +29,7 @@ from tests.registry_servers import RunningRegistry
 
 from modelops import api, results
 from modelops.bundle.registry import Credentials, RegistryClient, RegistryHost
-from modelops.bundle.sources import open_store, registry_client
+from modelops.bundle.store_in_use import open_store, registry_client
 from modelops.cluster.plugin import ModelOpsWorkerPlugin
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimTask
 from modelops.jobs import run_study

@@ -13,7 +13,7 @@ from modelops.bundle.build import build_bundle
 from modelops.bundle.layout import LayoutStore
 from modelops.bundle.lock import LockMode, check_lock
 from modelops.bundle.registry import PushReport, push_bundle
-from modelops.bundle.sources import open_store, parse_reference, registry_client
+from modelops.bundle.store_in_use import open_store, parse_reference, registry_client
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 from modelops.settings import Settings
 

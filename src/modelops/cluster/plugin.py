@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from distributed import Worker, WorkerPlugin, get_worker
 
-from modelops.bundle.sources import open_store
+from modelops.bundle.store_in_use import open_store
 from modelops.contracts import SimReturn, SimTask
 from modelops.runtime import TaskRunner
 from modelops.settings import Settings

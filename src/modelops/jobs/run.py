@@ -27,7 +27,7 @@ from modelops import __version__
 from modelops.bundle.inspect import describe_bundle
 from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
-from modelops.bundle.sources import open_store
+from modelops.bundle.store_in_use import open_store
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import BundleRef, ModelOpsError, SimReturn, SimTask
 from modelops.jobs.validate import check_study
