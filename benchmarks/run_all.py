@@ -14,6 +14,7 @@ BENCHMARKS = [
     "runtime_modes.py",
     "registry_transfer.py",
     "study_scale.py",
+    "cli_startup.py",
 ]
 
 if __name__ == "__main__":
