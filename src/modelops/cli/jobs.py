@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -23,13 +25,30 @@ from rich.table import Table
 
 from modelops import results as job_results
 from modelops.cli.common import FrozenOption, LockedOption, console, fail, lock_mode, stderr
-from modelops.cli.render import literal
+from modelops.cli.render import (
+    column_priority,
+    errors_table,
+    failures_view,
+    fitted_table,
+    hidden_note,
+    literal,
+    scriptable,
+    simulation_view,
+)
 from modelops.contracts import ModelOpsError
 from modelops.jobs import Progress as JobProgress
 from modelops.jobs import cancel_job, resume_job, run_study
 from modelops.settings import Settings
 from modelops.store import JobRecord, JobRecords, JobState, ResultStore
 from modelops.store.export import export_job
+from modelops.store.failures import (
+    FailureSummary,
+    failed_simulations,
+    failure_summary,
+    find_simulation,
+    simulation_params,
+    to_failed_simulations,
+)
 from modelops.study import StudyWarning, load_study
 
 jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, resume and cancel jobs.")
@@ -48,6 +67,7 @@ EXIT_CODES = {
     JobState.FAILED: 1,
     JobState.CANCELLED: 130,
 }
+FAILURE_GROUPS = 5  # causes of failure shown by `mops run` and `mops jobs show`
 
 
 class _Bar:
@@ -98,8 +118,66 @@ def _results_url(job: JobRecord) -> str:
     return ResultStore(job.results).job_url(job.job_id)
 
 
-def _finish(job: JobRecord) -> None:
+def _failures(job: JobRecord) -> FailureSummary | None:
+    """The job's failures grouped by cause; None when it has none, or when its results
+    cannot be read (said on stderr: the job's record and counts are shown all the same)."""
+    if not job.counts.failed:
+        return None
+    try:
+        return failure_summary(ResultStore(job.results).open(job.job_id), FAILURE_GROUPS)
+    except ModelOpsError as exc:
+        stderr.print(literal(f"cannot read the failures of job {job.job_id}: {exc}"))
+        return None
+
+
+def _next_step(job: JobRecord) -> list[str]:
+    """What to do about a job that ended with simulations failed or not run. A resume keeps
+    the job's bundle and study, so it cures only causes outside them; the second line says
+    so, since a fix to the model's code or the study file needs a new run instead."""
+    if job.state not in (JobState.PARTIAL, JobState.FAILED):
+        return []
+    counts = job.counts
+    missing = counts.total - counts.done
+    todo = " and ".join(
+        part
+        for part in (
+            f"{counts.failed} failed" if counts.failed else "",
+            f"{missing} not yet run" if missing > 0 else "",
+        )
+        if part
+    )
+    if not todo:
+        return []
+    kept = counts.succeeded + counts.cached
+    finished = f" (the {kept} finished are kept)" if kept else ""
+    if not counts.failed:
+        return [f"next: `mops jobs resume {job.job_id}` runs the {todo} simulations{finished}"]
+    return [
+        f"next: fix the cause, then `mops jobs resume {job.job_id}` runs the {todo} "
+        f"simulations again{finished}",
+        "      a resume keeps this job's bundle and study: if the fix is in the model's code "
+        "or the study file, run the study again instead",
+    ]
+
+
+def _report(job: JobRecord) -> None:
+    """Counts, then each cause of failure with an example, then what to do next."""
     _summary(job)
+    failures = _failures(job)
+    if failures is not None and failures.failed:
+        console.print()
+        console.print(failures_view(failures, job.job_id), soft_wrap=True)
+    steps = _next_step(job)
+    if steps:
+        console.print()
+    for line in steps:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _finish(job: JobRecord) -> None:
+    """The end of `mops run` and `mops jobs resume`: the report, the last line `job: ID`,
+    and the exit code of the job's state (non-zero when anything failed)."""
+    _report(job)
     if job.state is JobState.CANCELLED:
         stderr.print(f"cancelled; what finished is kept: `mops jobs resume {job.job_id}`")
     print(f"job: {job.job_id}")
@@ -143,6 +221,7 @@ def run(
 
 
 def _jobs_json(job: JobRecord) -> dict:
+    failures = _failures(job)
     return {
         "job": job.job_id,
         "name": job.name,
@@ -158,6 +237,7 @@ def _jobs_json(job: JobRecord) -> dict:
         "created": job.created,
         "started": job.started,
         "ended": job.ended,
+        "failures": (failures or FailureSummary(failed=0)).to_dict(),
     }
 
 
@@ -187,7 +267,7 @@ def jobs_show(
     job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """A job's state, counts, bundle and where its results are."""
+    """A job's state, counts, bundle, where its results are, and why simulations failed."""
     try:
         job = JobRecords(Settings.from_env().jobs_db).get(job_id)
     except ModelOpsError as exc:
@@ -196,7 +276,77 @@ def jobs_show(
         print(json.dumps(_jobs_json(job)))
         return
     console.print(f"bundle   {job.bundle}", highlight=False, markup=False, soft_wrap=True)
-    _summary(job)
+    _report(job)  # exits 0: it only shows; `mops run` and `mops jobs resume` exit by state
+
+
+@jobs_app.command("errors")
+def jobs_errors(
+    job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    sim: Annotated[
+        str | None,
+        typer.Option(
+            "--sim", help="One simulation (its id or a unique prefix): traceback and logs."
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Failed simulations to list; 0 lists all.")
+    ] = 50,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON document: every failed simulation (a list, without tracebacks), "
+            "or with --sim one simulation's object, traceback and logs included.",
+        ),
+    ] = False,
+) -> None:
+    """The failed simulations of a job, one per line; one in full with --sim."""
+    try:
+        opened = job_results.open(job_id)
+        if sim is not None:
+            found = find_simulation(opened, sim)
+            if as_json:
+                print(json.dumps(found.to_dict()))
+            else:
+                console.print(simulation_view(found, opened.job.job_id), soft_wrap=True)
+            return
+        failed = failed_simulations(opened)
+        if as_json:
+            _write_json_list(
+                row.to_dict(full=False) for row in to_failed_simulations(failed.collect())
+            )
+            return
+        total = failed.select(pl.len()).collect().item()
+        shown = failed.head(limit).collect() if limit else failed.collect()
+    except ModelOpsError as exc:
+        raise fail(exc.info) from None
+    job = opened.job.job_id
+    console.print(
+        f"job {job}: {total} failed simulation{'s' if total != 1 else ''}"
+        + (f" (showing {shown.height})" if shown.height < total else ""),
+        highlight=False,
+        markup=False,
+    )
+    if not total:
+        return
+    console.print(errors_table(to_failed_simulations(shown)))
+    more = "" if shown.height == total else "; --limit 0 lists all"
+    console.print(
+        f"one in full: mops jobs errors {job} --sim SIM{more}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _write_json_list(items: Iterator[dict]) -> None:
+    """A JSON list written an item at a time: the document is never one string in memory."""
+    out = sys.stdout
+    out.write("[")
+    for n, item in enumerate(items):
+        out.write(",\n" if n else "\n")
+        out.write(json.dumps(item))
+    out.write("\n]\n")
 
 
 @jobs_app.command("resume")
@@ -232,47 +382,70 @@ def jobs_cancel(
 def results_show(
     job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
     output: Annotated[
-        str | None, typer.Argument(help="An output name; default: the first.")
+        str | None, typer.Argument(help="An output name, or `simulations`; default: the first.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to show; 0 shows all.")] = 20,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns", help="The columns to show, in order: a,b,c (default: what fits)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The rows as one JSON list of objects, every column.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="The rows as CSV, every column.")] = False,
 ) -> None:
-    """A table of a job's results in the terminal."""
+    """A job's results: a table that fits the terminal, or JSON or CSV for scripts."""
+    if as_json and as_csv:
+        raise typer.BadParameter("--json and --csv exclude each other; choose one")
     try:
         opened = job_results.open(job_id)
         names = opened.outputs()
-        if output is None and not names:
-            frame = opened.simulations()
-            title = "simulations"
-        else:
-            name = output or names[0]
-            if name != "simulations" and name not in names:
-                raise typer.BadParameter(
-                    f"job {opened.job.job_id} has no output {name!r}; it has "
-                    f"{', '.join(names) or 'none'}"
-                )
-            frame = opened.simulations() if name == "simulations" else opened[name]
-            title = name
-        shown = frame.head(limit).collect()
-        shown = shown.drop([c for c in ("job_id",) if c in shown.columns])  # one value: the job
-        total = frame.select(pl.len()).collect().item()
+        name = output or (names[0] if names else "simulations")
+        if name != "simulations" and name not in names:
+            raise typer.BadParameter(
+                f"job {opened.job.job_id} has no output {name!r}; it has "
+                f"{', '.join(names) or 'none'}"
+            )
+        frame = opened.simulations() if name == "simulations" else opened[name]
+        shown = (frame.head(limit) if limit else frame).collect()
+        total = shown.height if not limit else frame.select(pl.len()).collect().item()
+        chosen = _chosen_columns(columns, shown.columns)
+        if as_json or as_csv:
+            print(
+                scriptable(shown.select(chosen or shown.columns), "json" if as_json else "csv"),
+                end="",
+            )
+            if shown.height < total:
+                stderr.print(f"{shown.height} of {total} rows; --limit 0 for all", highlight=False)
+            return
+        params = set()
+        if name != "simulations" and chosen is None:
+            ids = shown["sim_id"].unique().to_list() if "sim_id" in shown.columns else []
+            params = {key for p in simulation_params(opened, ids).values() for key in p}
     except ModelOpsError as exc:
         raise fail(exc.info) from None
-    heading = literal(f"{title}: {total} rows (showing {shown.height})")
-    table = Table(title=heading, title_justify="left")
-    for column in shown.columns:  # model text, all of it: shown as written, never as markup
-        table.add_column(literal(column))
-    for row in shown.iter_rows():
-        table.add_row(*(literal(_cell(v)) for v in row))
+    priority = column_priority(shown.columns, params, simulations=name == "simulations")
+    table, hidden = fitted_table(console, shown, priority, chosen)
+    console.print(literal(f"{name}: {total} rows (showing {shown.height})"))
     console.print(table)
+    if hidden:
+        console.print(hidden_note(hidden))
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _chosen_columns(columns: str | None, available: list[str]) -> list[str] | None:
+    if columns is None:
+        return None
+    chosen = [name.strip() for name in columns.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in available]
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"no column {', '.join(map(repr, unknown)) or 'given'}; the columns are "
+            f"{', '.join(available)}",
+            param_hint="--columns",
+        )
+    return chosen
 
 
 @results_app.command("export")

@@ -7,8 +7,11 @@ so `[bold]` or `[/]` in a model's message is shown as written.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -18,6 +21,11 @@ from modelops.bundle.inspect import BundleDescription
 from modelops.contracts import Artifact, ArtifactKind, BundleRef, ErrorInfo, SimReturn
 from modelops.runtime.describe import BundleCheck
 from modelops.sdk.wire import entrypoints
+
+if TYPE_CHECKING:  # polars is imported by the commands that show results, not by `mops --help`
+    import polars as pl
+
+    from modelops.store.failures import FailedSimulation, FailureSummary
 
 PREVIEW_ROWS = 5
 
@@ -155,3 +163,216 @@ def models_view(target: str, model: dict) -> Any:
     config = ", ".join(f"{k}={v}" for k, v in model["config"].items())
     lines.append(f"config     {config or '-'}")
     return Group(table, lines)
+
+
+# -- a job's results and failures ---------------------------------------------------------
+
+META_COLUMNS = ("job_id", "sim_id", "param_set", "replicate", "seed")
+SIMULATIONS_PRIORITY = (
+    "param_set",
+    "replicate",
+    "status",
+    "error_class",
+    "error_message",
+    "attempts",
+    "total_s",
+    "seed",
+    "sim_id",
+    "params_json",
+    "cached_from",
+    "worker",
+    "error_type",
+    "fetch_s",
+    "env_s",
+    "start_s",
+    "wire_s",
+    "error_traceback",  # many lines: last, shown only on a terminal wide enough for them
+    "logs",
+)
+NEVER_BY_DEFAULT = frozenset({"job_id"})  # one value: the job's
+
+
+def column_priority(
+    columns: Sequence[str], parameters: Iterable[str], *, simulations: bool = False
+) -> list[str]:
+    """The columns worth showing first when not all fit: where a row sits in the study, the
+    model's own columns, the parameters, then the seed and the simulation id (32 characters
+    nobody reads); for the simulations table, status and error before timings, tracebacks and
+    logs. `job_id` (one value, the job's) is shown only when asked for."""
+    shown = [name for name in columns if name not in NEVER_BY_DEFAULT]
+    if simulations:
+        first = [name for name in SIMULATIONS_PRIORITY if name in shown]
+        return first + [name for name in shown if name not in first]
+    params = set(parameters)
+
+    def is_param(name: str) -> bool:
+        while name not in params and name.startswith("param_"):
+            name = name.removeprefix("param_")
+        return name in params
+
+    model = [name for name in shown if name not in META_COLUMNS and not is_param(name)]
+    return [
+        *(name for name in ("param_set", "replicate") if name in shown),
+        *model,
+        *(name for name in shown if name not in META_COLUMNS and is_param(name)),
+        *(name for name in ("seed", "sim_id") if name in shown),
+    ]
+
+
+def cell(value: object) -> str:
+    """One value as the terminal shows it: whole, floats to 6 significant digits."""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _table(frame: pl.DataFrame, columns: Sequence[str]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in columns:  # model text, all of it: shown as written, never as markup
+        numeric = frame.schema[name].is_numeric()
+        table.add_column(literal(name), justify="right" if numeric else "left", overflow="fold")
+    for row in frame.select(columns).iter_rows():
+        table.add_row(*(literal(cell(value)) for value in row))
+    return table
+
+
+def fitted_table(
+    console: Console, frame: pl.DataFrame, priority: Sequence[str], chosen: Sequence[str] | None
+) -> tuple[Table, list[str]]:
+    """A table of `frame` that fits the console: the `chosen` columns as asked, or as many
+    of `priority` as fit at their full width, in the frame's order; and the columns left out.
+    A cell is never cut short: a column that does not fit whole is left out instead (only a
+    first column wider than the terminal, or columns chosen by hand, are folded)."""
+    if chosen is not None:
+        return _table(frame, chosen), [name for name in frame.columns if name not in chosen]
+    wide = console.options.update_width(10**6)
+    kept: list[str] = []
+    for name in priority:
+        trial = [column for column in frame.columns if column in kept or column == name]
+        if not kept or console.measure(_table(frame, trial), options=wide).maximum <= console.width:
+            kept = trial
+    return _table(frame, kept), [name for name in frame.columns if name not in kept]
+
+
+def hidden_note(hidden: Sequence[str]) -> Text:
+    """`+N columns hidden: ...` and how to choose them."""
+    note = Text(f"+{len(hidden)} column{'s' if len(hidden) != 1 else ''} hidden: ", style="dim")
+    note.append(", ".join(hidden))
+    note.append("; choose columns with --columns a,b,c", style="dim")
+    return note
+
+
+def scriptable(frame: pl.DataFrame, fmt: str) -> str:
+    """`frame` as one JSON document (a list of row objects) or as CSV: binary values as
+    base64; for CSV, lists and structs as JSON text."""
+    import polars as pl
+
+    converted = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if dtype == pl.Binary:
+            converted.append(column.bin.encode("base64"))
+        elif fmt == "csv" and dtype.is_nested():
+            text = pl.struct(column.alias("v")).struct.json_encode()
+            text = text.str.strip_prefix('{"v":').str.strip_suffix("}")
+            converted.append(pl.when(column.is_null()).then(None).otherwise(text).alias(name))
+        else:
+            converted.append(column)
+    ready = frame.select(converted)
+    return ready.write_csv() if fmt == "csv" else ready.write_json() + "\n"
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """`beta=0.5 days=90`: each value as JSON, as `mops sim -p` takes it."""
+    return " ".join(
+        f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in params.items()
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _first_line(message: str | None) -> tuple[str, int]:
+    lines = (message or "").strip().splitlines() or [""]
+    return lines[0], len(lines) - 1
+
+
+def failures_view(summary: FailureSummary, job_id: str) -> Text:
+    """`mops run` and `mops jobs show`: the largest groups of failures, each with its count,
+    one example (parameters, seed, end of the traceback) and the command that shows more."""
+    text = Text()
+    text.append(f"{_plural(summary.failed, 'simulation')} failed", style="bold red")
+    text.append(f", {_plural(summary.total_groups, 'cause')}:" if summary.total_groups else ":")
+    for group in summary.groups:
+        example = group.example
+        first, more_lines = _first_line(example.message)
+        text.append("\n\n")
+        text.append(f"{group.count} \u00d7 {example.error_class}: {first}", style="bold")
+        if more_lines:
+            text.append(f" (+{_plural(more_lines, 'line')})", style="dim")
+        if group.messages > 1:
+            text.append(f"  ({group.messages} variants of this message)", style="dim")
+        text.append(
+            f"\n  e.g. sim {example.short_id}: param set {example.param_set}, "
+            f"replicate {example.replicate}, seed {example.seed}"
+        )
+        if example.params:
+            text.append(f"\n  params: {params_text(example.params)}")
+        for line in example.traceback_tail():
+            text.append(f"\n    {line}", style="dim")
+        text.append(f"\n  more: mops jobs errors {job_id} --sim {example.short_id}")
+    if summary.more_groups:
+        text.append(
+            f"\n\nand {_plural(summary.more_groups, 'more cause')}: "
+            f"mops jobs errors {job_id} lists every failed simulation"
+        )
+    return text
+
+
+def errors_table(sims: Iterable[FailedSimulation]) -> Table:
+    """`mops jobs errors`: one line per failed simulation; the message is what gives way
+    when the terminal is narrow (cut with `…`: `--sim` shows it whole)."""
+    rows = [
+        (
+            sim.short_id,
+            str(sim.param_set),
+            str(sim.replicate),
+            str(sim.seed),
+            sim.error_class or "",
+            _first_line(sim.message)[0],
+        )
+        for sim in sims
+    ]
+    table = Table(box=None, pad_edge=False, header_style="bold", expand=True)
+    for n, (name, justify) in enumerate(
+        (("sim", "left"), ("set", "right"), ("rep", "right"), ("seed", "right"), ("class", "left"))
+    ):
+        width = max([len(name), *(len(row[n]) for row in rows)])
+        table.add_column(name, justify=justify, no_wrap=True, min_width=width)
+    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
+    for row in rows:
+        table.add_row(*(literal(value) for value in row))
+    return table
+
+
+def simulation_view(sim: FailedSimulation, job_id: str) -> Text:
+    """`mops jobs errors JOB --sim SIM`: one simulation in full, model text as written."""
+    text = Text()
+    attempts = f" after {_plural(sim.attempts, 'attempt')}" if sim.attempts else ""
+    text.append(f"simulation {sim.sim_id} of job {job_id}: {sim.status}{attempts}", style="bold")
+    text.append(f"\nparam set {sim.param_set}, replicate {sim.replicate}, seed {sim.seed}")
+    text.append(f"\nparams: {params_text(sim.params)}")
+    if sim.worker:
+        text.append(f"\nworker: {sim.worker}")
+    if sim.error_class is not None:
+        text.append(f"\n\n{sim.error_class}: {sim.message}", style="bold red")
+        text.append("\n\ntraceback:\n", style="bold")
+        text.append((sim.traceback or "(none: the process ended without one)").rstrip())
+    text.append("\n\nlogs:\n", style="bold")
+    text.append((sim.logs or "(none)").rstrip())
+    return text

@@ -4,11 +4,22 @@ Knows nothing of Dask: the cluster hands results in one at a time (`JobWriter.ad
 """
 
 from modelops.store.export import export_job
+from modelops.store.failures import (
+    FailedSimulation,
+    FailureGroup,
+    FailureSummary,
+    failed_simulations,
+    failure_summary,
+    find_simulation,
+)
 from modelops.store.jobs import JobCounts, JobRecord, JobRecords, JobState, new_job_id
 from modelops.store.results import JobResults, ResultStore, SimMeta
 from modelops.store.writer import JobWriter
 
 __all__ = [
+    "FailedSimulation",
+    "FailureGroup",
+    "FailureSummary",
     "JobCounts",
     "JobRecord",
     "JobRecords",
@@ -18,5 +29,8 @@ __all__ = [
     "ResultStore",
     "SimMeta",
     "export_job",
+    "failed_simulations",
+    "failure_summary",
+    "find_simulation",
     "new_job_id",
 ]
