@@ -9,10 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from modelops import api
-from modelops.cli.common import FrozenOption, LockedOption, console, fail, lock_mode, stderr
+from modelops.cli.common import (
+    FrozenOption,
+    LockedOption,
+    console,
+    errors_end_the_command,
+    lock_mode,
+    stderr,
+)
 from modelops.cli.render import bundle_view, print_check
-from modelops.contracts import ModelOpsError
 
 bundle_app = typer.Typer(no_args_is_help=True, help="Build, publish and inspect bundles.")
 
@@ -46,10 +51,10 @@ def bundle_build(
     frozen: FrozenOption = False,
 ) -> None:
     """Build a bundle, store it in the embedded bundle store, print its reference."""
-    try:
+    from modelops import api
+
+    with errors_end_the_command():
         ref = api.build(path, repository, tag, lock_mode(locked, frozen))
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     print(ref)
 
 
@@ -67,7 +72,9 @@ def bundle_push(
     frozen: FrozenOption = False,
 ) -> None:
     """Build a bundle and push it to a registry; prints repository@sha256:…"""
-    try:
+    from modelops import api
+
+    with errors_end_the_command():
         report = api.push(
             path,
             registry,
@@ -77,8 +84,6 @@ def bundle_push(
             **access(insecure, username, password_stdin),
             lock=lock_mode(locked, frozen),
         )
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     blobs = len(report.uploaded) + len(report.skipped)
     if report.uploaded:
         stderr.print(
@@ -105,12 +110,12 @@ def bundle_pull(
     password_stdin: PasswordStdinOption = False,
 ) -> None:
     """Fetch a bundle, verify every blob, and write its files to a folder."""
-    try:
+    from modelops import api
+
+    with errors_end_the_command():
         ref, target = api.pull(
             reference, dest, registry, **access(insecure, username, password_stdin)
         )
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     stderr.print(f"pulled {ref} into {target}", highlight=False, soft_wrap=True)
     print(target)
 
@@ -125,10 +130,10 @@ def bundle_inspect(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Show a bundle's files, environment and wire function without downloading it."""
-    try:
+    from modelops import api
+
+    with errors_end_the_command():
         description = api.inspect(reference, registry, **access(insecure, username, password_stdin))
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     if as_json:
         print(json.dumps(description.to_dict()))
         return
@@ -143,10 +148,10 @@ def bundle_list(
     password_stdin: PasswordStdinOption = False,
 ) -> None:
     """List repositories and their tags (or digests, in the embedded store)."""
-    try:
+    from modelops import api
+
+    with errors_end_the_command():
         listed = api.list_bundles(registry, **access(insecure, username, password_stdin))
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     for repository, names in listed:
         print(f"{repository}\t{' '.join(names)}")
 
@@ -159,14 +164,14 @@ def bundle_login(
     insecure: InsecureOption = False,
 ) -> None:
     """Check credentials against a registry and store them the way Docker does."""
+    from modelops import api
+
     if password_stdin:
         password = sys.stdin.read().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True)
-    try:
+    with errors_end_the_command():
         where = api.login(registry, username, password, insecure)
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     stderr.print(f"login succeeded; credentials stored in {where}", highlight=False, soft_wrap=True)
 
 
@@ -178,8 +183,8 @@ def bundle_check(
 ) -> None:
     """Build the environment and import the wire; for an SDK bundle, import every model and
     list their params, scenarios, outputs and entrypoints."""
-    try:
+    from modelops import api
+
+    with errors_end_the_command():
         check = api.check_bundle(path, lock_mode(locked, frozen))
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     print_check(console, check)

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Annotated, Any, TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
 
-from modelops.api import LockMode
-from modelops.cli.render import error_view
-from modelops.contracts import ErrorInfo
-from modelops.contracts.sizes import parse_size_mb
+if TYPE_CHECKING:  # the commands import what they use, so that `mops --help` stays fast
+    from modelops.api import LockMode
+    from modelops.contracts import ErrorInfo
 
 console = Console()
 stderr = Console(stderr=True)
 
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(envvar="MODELOPS_SCHEDULER", help="tcp://host:8786; default: embedded cluster"),
+]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Embedded cluster size (default: cores).")
+]
 LockedOption = Annotated[
     bool,
     typer.Option("--locked", help="Refuse a uv.lock that is out of date with pyproject.toml."),
@@ -29,6 +37,8 @@ FrozenOption = Annotated[
 def lock_mode(locked: bool, frozen: bool) -> LockMode:
     """uv's pair of flags: --locked refuses a stale lock, --frozen skips the check, and
     neither locks a stale one again."""
+    from modelops.api import LockMode
+
     if locked and frozen:
         raise typer.BadParameter("--locked and --frozen exclude each other; choose one")
     return LockMode.LOCKED if locked else LockMode.FROZEN if frozen else LockMode.UPDATE
@@ -69,6 +79,8 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def parse_size(text: str) -> float:
     """A memory size in MB, or the usage error that says what a size looks like."""
+    from modelops.contracts.sizes import parse_size_mb
+
     try:
         return parse_size_mb(text)
     except ValueError as exc:
@@ -76,5 +88,20 @@ def parse_size(text: str) -> float:
 
 
 def fail(error: ErrorInfo) -> typer.Exit:
+    """Show `error` as its one line (and remote traceback), and the exit that ends the
+    command with status 1."""
+    from modelops.cli.render import error_view
+
     stderr.print(error_view(error), soft_wrap=True)
     return typer.Exit(1)
+
+
+@contextmanager
+def errors_end_the_command() -> Iterator[None]:
+    """The one way a command ends on a ModelOps error: `fail`, never a traceback."""
+    from modelops.contracts import ModelOpsError
+
+    try:
+        yield
+    except ModelOpsError as exc:
+        raise fail(exc.info) from None

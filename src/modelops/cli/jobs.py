@@ -8,9 +8,8 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
 from rich.progress import (
     BarColumn,
@@ -23,8 +22,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from modelops import results as job_results
-from modelops.cli.common import FrozenOption, LockedOption, console, fail, lock_mode, stderr
+from modelops.cli.common import (
+    FrozenOption,
+    LockedOption,
+    SchedulerOption,
+    WorkersOption,
+    console,
+    errors_end_the_command,
+    lock_mode,
+    stderr,
+)
 from modelops.cli.render import (
     column_priority,
     errors_table,
@@ -35,38 +42,17 @@ from modelops.cli.render import (
     scriptable,
     simulation_view,
 )
-from modelops.contracts import ModelOpsError
-from modelops.jobs import Progress as JobProgress
-from modelops.jobs import cancel_job, resume_job, run_study
-from modelops.settings import Settings
-from modelops.store import JobRecord, JobRecords, JobState, ResultStore
-from modelops.store.export import export_job
-from modelops.store.failures import (
-    FailureSummary,
-    failed_simulations,
-    failure_summary,
-    find_simulation,
-    simulation_params,
-    to_failed_simulations,
-)
-from modelops.study import StudyWarning, load_study
+
+if TYPE_CHECKING:
+    from modelops.jobs import Progress as JobProgress
+    from modelops.store import JobRecord
+    from modelops.store.failures import FailureSummary
+
 
 jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, resume and cancel jobs.")
 results_app = typer.Typer(no_args_is_help=True, help="Show and export the results of a job.")
 
-SchedulerOption = Annotated[
-    str | None,
-    typer.Option(envvar="MODELOPS_SCHEDULER", help="tcp://host:8786; default: embedded cluster"),
-]
-WorkersOption = Annotated[
-    int | None, typer.Option("--workers", min=1, help="Embedded cluster size (default: cores).")
-]
-EXIT_CODES = {
-    JobState.SUCCEEDED: 0,
-    JobState.PARTIAL: 1,
-    JobState.FAILED: 1,
-    JobState.CANCELLED: 130,
-}
+EXIT_CODES = {"succeeded": 0, "partial": 1, "failed": 1, "cancelled": 130}  # by JobState
 FAILURE_GROUPS = 5  # causes of failure shown by `mops run` and `mops jobs show`
 
 
@@ -115,12 +101,18 @@ def _summary(job: JobRecord) -> None:
 
 
 def _results_url(job: JobRecord) -> str:
+    from modelops.store import ResultStore
+
     return ResultStore(job.results).job_url(job.job_id)
 
 
 def _failures(job: JobRecord) -> FailureSummary | None:
     """The job's failures grouped by cause; None when it has none, or when its results
     cannot be read (said on stderr: the job's record and counts are shown all the same)."""
+    from modelops.contracts import ModelOpsError
+    from modelops.store import ResultStore
+    from modelops.store.failures import failure_summary
+
     if not job.counts.failed:
         return None
     try:
@@ -134,6 +126,8 @@ def _next_step(job: JobRecord) -> list[str]:
     """What to do about a job that ended with simulations failed or not run. A resume keeps
     the job's bundle and study, so it cures only causes outside them; the second line says
     so, since a fix to the model's code or the study file needs a new run instead."""
+    from modelops.store import JobState
+
     if job.state not in (JobState.PARTIAL, JobState.FAILED):
         return []
     counts = job.counts
@@ -177,6 +171,8 @@ def _report(job: JobRecord) -> None:
 def _finish(job: JobRecord) -> None:
     """The end of `mops run` and `mops jobs resume`: the report, the last line `job: ID`,
     and the exit code of the job's state (non-zero when anything failed)."""
+    from modelops.store import JobState
+
     _report(job)
     if job.state is JobState.CANCELLED:
         stderr.print(f"cancelled; what finished is kept: `mops jobs resume {job.job_id}`")
@@ -192,7 +188,10 @@ def run(
     frozen: FrozenOption = False,
 ) -> None:
     """Run a study: every simulation not already in the store, results streamed to it."""
-    try:
+    from modelops.jobs import run_study
+    from modelops.study import StudyWarning, load_study
+
+    with errors_end_the_command():
         lock = lock_mode(locked, frozen)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", StudyWarning)
@@ -215,12 +214,12 @@ def run(
                 on_progress=bar,
                 lock=lock,
             )
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     _finish(job)
 
 
 def _jobs_json(job: JobRecord) -> dict:
+    from modelops.store.failures import FailureSummary
+
     failures = _failures(job)
     return {
         "job": job.job_id,
@@ -244,6 +243,9 @@ def _jobs_json(job: JobRecord) -> dict:
 @jobs_app.command("list")
 def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     """This project's jobs, newest first."""
+    from modelops.settings import Settings
+    from modelops.store import JobRecords
+
     records = JobRecords(Settings.from_env().jobs_db)
     table = Table()
     for column in ("job", "name", "state", "done", "failed", "cached", "total"):
@@ -268,10 +270,11 @@ def jobs_show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """A job's state, counts, bundle, where its results are, and why simulations failed."""
-    try:
+    from modelops.settings import Settings
+    from modelops.store import JobRecords
+
+    with errors_end_the_command():
         job = JobRecords(Settings.from_env().jobs_db).get(job_id)
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     if as_json:
         print(json.dumps(_jobs_json(job)))
         return
@@ -301,7 +304,12 @@ def jobs_errors(
     ] = False,
 ) -> None:
     """The failed simulations of a job, one per line; one in full with --sim."""
-    try:
+    import polars as pl
+
+    from modelops import results as job_results
+    from modelops.store.failures import failed_simulations, find_simulation, to_failed_simulations
+
+    with errors_end_the_command():
         opened = job_results.open(job_id)
         if sim is not None:
             found = find_simulation(opened, sim)
@@ -318,8 +326,6 @@ def jobs_errors(
             return
         total = failed.select(pl.len()).collect().item()
         shown = failed.head(limit).collect() if limit else failed.collect()
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     job = opened.job.job_id
     console.print(
         f"job {job}: {total} failed simulation{'s' if total != 1 else ''}"
@@ -356,13 +362,10 @@ def jobs_resume(
     workers: WorkersOption = None,
 ) -> None:
     """Run what a job has not finished: its missing and failed simulations."""
-    try:
-        with _progress() as progress:
-            job = resume_job(
-                job_id, scheduler=scheduler, n_workers=workers, on_progress=_Bar(progress)
-            )
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
+    from modelops.jobs import resume_job
+
+    with errors_end_the_command(), _progress() as progress:
+        job = resume_job(job_id, scheduler=scheduler, n_workers=workers, on_progress=_Bar(progress))
     _finish(job)
 
 
@@ -371,10 +374,10 @@ def jobs_cancel(
     job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
 ) -> None:
     """Stop a running job; what it finished is kept."""
-    try:
+    from modelops.jobs import cancel_job
+
+    with errors_end_the_command():
         job = cancel_job(job_id)
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     console.print(f"job {job.job_id}: {job.state.value}")
 
 
@@ -397,9 +400,14 @@ def results_show(
     as_csv: Annotated[bool, typer.Option("--csv", help="The rows as CSV, every column.")] = False,
 ) -> None:
     """A job's results: a table that fits the terminal, or JSON or CSV for scripts."""
+    import polars as pl
+
+    from modelops import results as job_results
+    from modelops.store.failures import simulation_params
+
     if as_json and as_csv:
         raise typer.BadParameter("--json and --csv exclude each other; choose one")
-    try:
+    with errors_end_the_command():
         opened = job_results.open(job_id)
         names = opened.outputs()
         name = output or (names[0] if names else "simulations")
@@ -424,8 +432,6 @@ def results_show(
         if name != "simulations" and chosen is None:
             ids = shown["sim_id"].unique().to_list() if "sim_id" in shown.columns else []
             params = {key for p in simulation_params(opened, ids).values() for key in p}
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     priority = column_priority(shown.columns, params, simulations=name == "simulations")
     table, hidden = fitted_table(console, shown, priority, chosen)
     console.print(literal(f"{name}: {total} rows (showing {shown.height})"))
@@ -455,11 +461,12 @@ def results_export(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write a job's outputs and simulations table to files."""
+    from modelops import results as job_results
+    from modelops.store.export import export_job
+
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter(f"--format must be parquet or csv, not {fmt!r}")
-    try:
+    with errors_end_the_command():
         written = export_job(job_results.open(job_id), out, fmt)
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
     for path in written:
         print(path)

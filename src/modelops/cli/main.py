@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from modelops import api
 from modelops.cli.bundle import bundle_app
 from modelops.cli.common import (
     FrozenOption,
     LockedOption,
+    SchedulerOption,
     console,
+    errors_end_the_command,
     fail,
     lock_mode,
     parse_param,
@@ -25,16 +26,6 @@ from modelops.cli.init import init
 from modelops.cli.jobs import jobs_app, results_app, run
 from modelops.cli.render import print_sim, sim_json
 from modelops.cli.study import study_app
-from modelops.contracts import (
-    BundleRef,
-    ErrorClass,
-    ErrorInfo,
-    ModelOpsError,
-    RunLimits,
-    SimReturn,
-    check_seed,
-)
-from modelops.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -54,11 +45,11 @@ app.command()(init)
 @app.callback()
 def main() -> None:
     """ModelOps: run simulation models from content-addressed bundles on Dask."""
+    from modelops.settings import Settings
+
     show_warnings_as_lines()
-    try:  # a MODELOPS_* setting that cannot be used stops every command the same way
+    with errors_end_the_command():  # an unusable MODELOPS_* setting stops every command alike
         Settings.from_env()
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
 
 
 @app.command()
@@ -72,9 +63,7 @@ def sim(
     output: Annotated[
         list[str] | None, typer.Option("--output", "-o", help="Keep only these outputs.")
     ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(envvar="MODELOPS_SCHEDULER", help="tcp://host:8786")
-    ] = None,
+    scheduler: SchedulerOption = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Kill the simulation after SECONDS.")
     ] = None,
@@ -89,6 +78,17 @@ def sim(
     frozen: FrozenOption = False,
 ) -> None:
     """Run one simulation of a bundle through the full worker path."""
+    from modelops import api
+    from modelops.contracts import (
+        BundleRef,
+        ErrorClass,
+        ErrorInfo,
+        ModelOpsError,
+        RunLimits,
+        SimReturn,
+        check_seed,
+    )
+
     bundle: BundleRef | None = None
     result: SimReturn | None = None
     error: ErrorInfo | None = None
@@ -124,9 +124,7 @@ def sim(
 def smoke_test(
     simulations: Annotated[int, typer.Option(min=2, help="How many simulations.")] = 24,
     workers: Annotated[int, typer.Option(min=1, help="Embedded cluster workers.")] = 2,
-    scheduler: Annotated[
-        str | None, typer.Option(envvar="MODELOPS_SCHEDULER", help="Use this cluster instead.")
-    ] = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Run the smoke bundle through the whole path and check every result."""
     from modelops.devtools.smoke import SmokeTestFailed, run_smoke_test

@@ -17,14 +17,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from modelops.bundle.inspect import BundleDescription
-from modelops.contracts import Artifact, ArtifactKind, BundleRef, ErrorInfo, SimReturn
-from modelops.runtime.describe import BundleCheck
-from modelops.sdk.wire import entrypoints
-
-if TYPE_CHECKING:  # polars is imported by the commands that show results, not by `mops --help`
+if TYPE_CHECKING:  # imported where used, so that `mops --help` loads none of them
     import polars as pl
 
+    from modelops.bundle.inspect import BundleDescription
+    from modelops.contracts import Artifact, BundleRef, ErrorInfo, SimReturn
+    from modelops.runtime.describe import BundleCheck
     from modelops.store.failures import FailedSimulation, FailureSummary
 
 PREVIEW_ROWS = 5
@@ -52,6 +50,8 @@ def sim_json(bundle: BundleRef | None, result: SimReturn | None, error: ErrorInf
 
 
 def artifact_view(name: str, artifact: Artifact) -> Any:
+    from modelops.contracts import ArtifactKind
+
     if artifact.kind is ArtifactKind.TABLE:
         table = artifact.table()
         view = Table()
@@ -135,6 +135,8 @@ def print_check(console: Console, check: BundleCheck) -> None:
 
 def entrypoints_line(models: dict[str, dict]) -> str:
     """Every entrypoint as typed; with one model, an empty entrypoint runs its baseline."""
+    from modelops.sdk.wire import entrypoints
+
     listed = entrypoints({target: model["scenarios"] for target, model in models.items()})
     if len(models) == 1:
         listed[0] += " (the default)"

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from modelops.cli.common import fail, stderr
-from modelops.contracts import ModelOpsError
-from modelops.study import StudyWarning, sample_study, study_toml
+from modelops.cli.common import errors_end_the_command, stderr
 
 study_app = typer.Typer(no_args_is_help=True, help="Write study files.")
 
@@ -36,27 +34,26 @@ def sample(
     force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Write a study file: a sampler over parameter ranges, fixed values, replicates, seed."""
+    from modelops.study import StudyWarning, sample_study, study_toml
+
     if out.exists() and not force:
         stderr.print(f"bad_input: {out} exists; pass --force to overwrite it", highlight=False)
         raise typer.Exit(1)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StudyWarning)
-            spec = sample_study(
-                bundle=bundle,
-                entrypoint=entrypoint,
-                sampler=sampler,
-                n=n,
-                dims=dim or [],
-                fixed=fixed or [],
-                replicates=replicates,
-                seed=seed,
-                seed_bits=seed_bits,
-                outputs=output or None,
-                out=out,
-            )
-    except ModelOpsError as exc:
-        raise fail(exc.info) from None
+    with errors_end_the_command(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StudyWarning)
+        spec = sample_study(
+            bundle=bundle,
+            entrypoint=entrypoint,
+            sampler=sampler,
+            n=n,
+            dims=dim or [],
+            fixed=fixed or [],
+            replicates=replicates,
+            seed=seed,
+            seed_bits=seed_bits,
+            outputs=output or None,
+            out=out,
+        )
     for warning in caught:
         stderr.print(f"warning: {warning.message}", highlight=False, soft_wrap=True)
     out.write_text(study_toml(spec))

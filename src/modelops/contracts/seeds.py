@@ -18,12 +18,10 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Iterator
 from typing import Literal
 
-import numpy as np
-
 SeedBits = Literal[32, 64]
 """How wide simulation seeds are: 32 (the default) or 64."""
 
-_WORD_TYPES: dict[int, type[np.unsignedinteger]] = {32: np.uint32, 64: np.uint64}
+_WORD_TYPES = {32: "uint32", 64: "uint64"}  # numpy dtypes, named: numpy loads on first use
 
 
 def child_words(study_seed: int, index: int, bits: SeedBits = 32) -> Iterator[int]:
@@ -31,8 +29,10 @@ def child_words(study_seed: int, index: int, bits: SeedBits = 32) -> Iterator[in
     `generate_state(k + 1, dtype)[k]`), made as they are asked for: almost always one."""
     if bits not in _WORD_TYPES:
         raise ValueError(f"seed bits must be 32 or 64, got {bits!r}")
+    import numpy as np  # here, not at import: contracts load in `mops --help` too
+
     child = np.random.SeedSequence(entropy=study_seed, spawn_key=(index,))
-    dtype = _WORD_TYPES[bits]
+    dtype = np.dtype(_WORD_TYPES[bits])
     made, count = 0, 1
     while True:
         # generate_state's first n words are the same whatever n is: ask for more, keep new
