@@ -1,3 +1,51 @@
-"""ModelOps: run simulation models from content-addressed bundles on Dask."""
+"""ModelOps: run simulation models from content-addressed bundles on Dask.
+
+`import modelops` is the front door: everything `mops` does, as Python (`modelops.api`).
+
+    import modelops
+
+    job = modelops.run("study.toml")         # a Job: state, counts, results, failures
+    job.results["incidence"].collect()        # polars
+    modelops.simulate(".", params={"beta": 0.3}, seed=1)
+
+The API is loaded on first use, not on `import modelops`: a model imports the SDK
+(`modelops.sdk`) inside its bundle's environment, where nothing else may load. No name of
+the API is also the name of a subpackage (`modelops.jobs` is the job runner; the API lists
+jobs with `list_jobs`), so importing a part never hides a function.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_API = (
+    "Job",
+    "LockMode",
+    "build",
+    "cancel",
+    "check_bundle",
+    "inspect",
+    "job",
+    "list_bundles",
+    "list_jobs",
+    "login",
+    "pull",
+    "push",
+    "results",
+    "resume",
+    "run",
+    "sample_study",
+    "simulate",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from modelops import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'modelops' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

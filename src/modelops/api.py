@@ -1,11 +1,21 @@
-"""The Python API behind `mops`: build, publish and inspect bundles, run simulations."""
+"""The Python API, `import modelops`: everything `mops` does, as functions.
+
+Bundles: `build`, `push`, `pull`, `inspect`, `list_bundles`, `login`, `check_bundle`, and
+`simulate` for one simulation. Studies and jobs: `sample_study`, `run`, `resume`, `cancel`,
+`job`, `list_jobs` and `results`; a `Job` holds a job's state and counts and leads to its
+results and failures.
+"""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from modelops.bundle import LayoutStore, fetch_bundle, publish
 from modelops.bundle.inspect import BundleDescription, describe_bundle
@@ -22,9 +32,35 @@ from modelops.contracts import (
     SimReturn,
     SimTask,
 )
+from modelops.jobs import Progress as JobProgress
+from modelops.jobs import cancel_job, resume_job, run_study
+from modelops.jobs.run import ProgressCallback
 from modelops.runtime.describe import BundleCheck
 from modelops.runtime.describe import check_bundle as runtime_check_bundle
 from modelops.settings import Settings
+from modelops.store import JobCounts, JobRecord, JobRecords, JobResults, open_job_results
+from modelops.store.failures import FailureSummary, failure_summary
+from modelops.study import StudySpec, load_study, sample_study
+
+__all__ = [
+    "Job",
+    "LockMode",
+    "build",
+    "cancel",
+    "check_bundle",
+    "inspect",
+    "job",
+    "list_bundles",
+    "list_jobs",
+    "login",
+    "pull",
+    "push",
+    "results",
+    "resume",
+    "run",
+    "sample_study",
+    "simulate",
+]
 
 
 def build(
@@ -126,7 +162,7 @@ def resolve(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleRef:
 
 
 def simulate(
-    bundle: BundleRef,
+    bundle: str | Path | BundleRef,
     entrypoint: str = "",
     params: dict[str, Any] | None = None,
     seed: int = 0,
@@ -134,10 +170,12 @@ def simulate(
     outputs: Iterable[str] | None = None,
     scheduler: str | None = None,
     limits: RunLimits | None = None,
+    lock: LockMode = LockMode.UPDATE,
 ) -> SimReturn:
-    """Run one simulation through the full worker path (plugin, env, warm child)."""
+    """Run one simulation of a project folder or a stored bundle through the full worker
+    path (plugin, environment, warm child)."""
     task = SimTask(
-        bundle,
+        bundle if isinstance(bundle, BundleRef) else resolve(str(bundle), lock),
         entrypoint,
         params or {},
         seed,
@@ -157,3 +195,114 @@ def check_bundle(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleCh
     settings = Settings.from_env()
     ref = publish.resolve_bundle(path_or_ref, settings, lock)
     return runtime_check_bundle(ref, open_store(settings), settings.cache)
+
+
+# --- studies and jobs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as it was when asked: its id, state and counts, and the way to its results.
+    `refresh()` asks again; a notebook shows it as one line."""
+
+    record: JobRecord
+
+    @property
+    def id(self) -> str:
+        return self.record.job_id
+
+    @property
+    def state(self) -> str:
+        return self.record.state.value
+
+    @property
+    def counts(self) -> JobCounts:
+        return self.record.counts
+
+    @property
+    def bundle(self) -> str:
+        return self.record.bundle
+
+    @property
+    def results(self) -> JobResults:
+        """The job's outputs as polars LazyFrames: `job.results["incidence"].collect()`."""
+        return results(self.id)
+
+    def failures(self, limit: int = 5) -> FailureSummary:
+        """Failed simulations grouped by cause, each with an example: what `mops run` shows."""
+        return failure_summary(self.results, limit)
+
+    def refresh(self) -> Job:
+        return job(self.id)
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (
+            f"<Job {self.id} {self.state}: {c.succeeded} succeeded, {c.failed} failed, "
+            f"{c.cached} cached of {c.total}>"
+        )
+
+
+def run(
+    study: str | Path | StudySpec,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    lock: LockMode = LockMode.UPDATE,
+    progress: bool = True,
+) -> Job:
+    """Run a study file (or a `StudySpec`) to the end: every simulation the store does not
+    hold yet, results streamed into it. Shows a progress bar unless `progress=False`
+    (rich's, which notebooks display too)."""
+    spec = study if isinstance(study, StudySpec) else load_study(Path(study))
+    with _progress_bar(progress, spec.n_simulations) as on_progress:
+        record = run_study(
+            spec, scheduler=scheduler, n_workers=workers, on_progress=on_progress, lock=lock
+        )
+    return Job(record)
+
+
+def resume(
+    job_id: str, scheduler: str | None = None, workers: int | None = None, progress: bool = True
+) -> Job:
+    """Run what a job has not finished: its missing and failed simulations, nothing else."""
+    total = job(job_id).counts.total
+    with _progress_bar(progress, total) as on_progress:
+        record = resume_job(job_id, scheduler=scheduler, n_workers=workers, on_progress=on_progress)
+    return Job(record)
+
+
+def cancel(job_id: str) -> Job:
+    """Stop a running job (what finished is kept), or mark one whose client is gone."""
+    return Job(cancel_job(job_id))
+
+
+def job(job_id: str) -> Job:
+    """A job of this project; a unique prefix of its id will do."""
+    return Job(JobRecords(Settings.from_env().jobs_db).get(job_id))
+
+
+def list_jobs(limit: int = 50) -> list[Job]:
+    """This project's jobs, newest first."""
+    return [Job(record) for record in JobRecords(Settings.from_env().jobs_db).list(limit)]
+
+
+def results(job_id: str) -> JobResults:
+    """A job's outputs as polars LazyFrames (`results(id)["incidence"]`); `simulations()`
+    has one row per simulation, its last attempt."""
+    return open_job_results(job_id, Settings.from_env().jobs_db)
+
+
+@contextmanager
+def _progress_bar(shown: bool, total: int) -> Iterator[ProgressCallback | None]:
+    if not shown:
+        yield None
+        return
+    with Progress(
+        TextColumn("simulations"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+    ) as bar:
+        task = bar.add_task("simulations", total=total)
+
+        def update(progress: JobProgress) -> None:
+            bar.update(task, completed=progress.done)
+
+        yield update

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from tests.conftest import write_project
 
-from modelops import results
+import modelops
 
 MOPS = [sys.executable, "-m", "modelops.cli"]
 TIMES = "\u00d7"  # the multiplication sign of `4 TIMES model: ValueError: ...`
@@ -103,7 +103,7 @@ def failed_run(
 def stored_failures(project: Path, job_id: str) -> pl.DataFrame:
     os.environ["MODELOPS_PROJECT_DIR"] = str(project)
     try:
-        sims = results.open(job_id).simulations().collect()
+        sims = modelops.results(job_id).simulations().collect()
     finally:
         del os.environ["MODELOPS_PROJECT_DIR"]
     return sims.filter(pl.col("status") == "failed").sort("param_set", "replicate")
@@ -293,7 +293,7 @@ def test_results_show_columns_json_and_csv_for_scripts(failed_run) -> None:
     assert as_json.returncode == 0 and as_csv.returncode == 0, as_json.stderr + as_csv.stderr
     os.environ["MODELOPS_PROJECT_DIR"] = str(project)
     try:
-        stored = results.open(job_id)["incidence"].collect()
+        stored = modelops.results(job_id)["incidence"].collect()
     finally:
         del os.environ["MODELOPS_PROJECT_DIR"]
     from_json = pl.read_json(io.StringIO(as_json.stdout), schema=stored.schema)
@@ -321,7 +321,7 @@ def test_fixing_the_cause_and_resuming_reruns_only_the_failed(failed_run) -> Non
     assert "failed" not in resumed.stdout.split("results ")[-1]  # no summary, no advice
     os.environ["MODELOPS_PROJECT_DIR"] = str(project)
     try:
-        stored = results.open(job_id)
+        stored = modelops.results(job_id)
         attempts = stored.attempts().group_by("sim_id").len().collect()
         last = stored.simulations().collect()
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops import results
+import modelops
 
 FILES = {".modelopsignore", "README.md", "model.py", "pyproject.toml", "study.toml", "uv.lock"}
 
@@ -54,7 +54,7 @@ def test_init_makes_a_locked_project_that_simulates_and_whose_study_runs(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     job_id = ran.stdout.strip().splitlines()[-1].removeprefix("job: ")
     monkeypatch.setenv("MODELOPS_PROJECT_DIR", str(project))
-    table = results.open(job_id)[output].collect()
+    table = modelops.results(job_id)[output].collect()
     assert table.height == rows
 
 

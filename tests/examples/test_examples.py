@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from modelops import api, results
+import modelops
+from modelops import api
 from modelops.bundle import LayoutStore, build_bundle
 from modelops.contracts import SimTask
 from modelops.runtime import TaskRunner
@@ -78,7 +79,7 @@ def test_example_checks_and_its_study_runs(
 
     project, job_id = run_study_in_copy(example, tmp_path)
     monkeypatch.setenv("MODELOPS_PROJECT_DIR", str(project))
-    incidence = results.open(job_id)["incidence"].collect()
+    incidence = modelops.results(job_id)["incidence"].collect()
     assert incidence.height == rows
     assert columns <= set(incidence.columns)
     assert incidence["new_infections"].sum() > 0

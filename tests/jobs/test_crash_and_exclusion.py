@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import write_project
 from tests.store import crashfs
 
-from modelops import results
+import modelops
 from modelops.jobs import cancel_job
 from modelops.settings import Settings
 from modelops.store import JobRecord, JobRecords, JobState
@@ -105,7 +105,7 @@ def check_complete_once(project: Path, job_id: str) -> None:
     shown = json.loads(mops_done(project, "jobs", "show", job_id, "--json").stdout)
     assert shown["state"] == "succeeded"
     assert shown["counts"] == {"total": SIMS, "succeeded": SIMS, "failed": 0, "cached": 0}
-    opened = results.open(job_id)
+    opened = modelops.results(job_id)
     incidence = opened["incidence"].collect()
     assert incidence.height == 3 * SIMS
     assert incidence.group_by("sim_id").len()["len"].to_list() == [3] * SIMS
@@ -154,7 +154,7 @@ def test_mops_run_killed_between_storing_steps_resumes_to_one_row_set_each(
     stored = project / ".modelops" / "results" / "jobs" / job.job_id
     raw = sum(pq.read_metadata(p).num_rows for p in stored.glob("outputs/incidence/part-*"))
     assert raw > 0  # the crash came after an output part was stored
-    committed = results.open(job.job_id).simulations().collect()["sim_id"].to_list()
+    committed = modelops.results(job.job_id).simulations().collect()["sim_id"].to_list()
     if when == "unreported":  # the simulations part is stored, the cache never heard of it
         assert committed and not records.cached_results(committed)
     else:
@@ -164,7 +164,7 @@ def test_mops_run_killed_between_storing_steps_resumes_to_one_row_set_each(
 
     assert resumed.returncode == 0, resumed.stderr
     check_complete_once(project, job.job_id)
-    attempts = results.open(job.job_id).attempts().collect()
+    attempts = modelops.results(job.job_id).attempts().collect()
     assert attempts.height == SIMS  # what was committed before the crash did not run again
     assert set(committed) <= set(attempts["sim_id"])
 
@@ -188,7 +188,7 @@ def test_two_resumes_of_one_job_at_once_one_runs_the_other_is_refused(project: P
         f"bad_input: job {job.job_id} is already running (pid {winner.pid})"
     ), refused
     check_complete_once(project, job.job_id)
-    assert results.open(job.job_id).attempts().collect().height == SIMS
+    assert modelops.results(job.job_id).attempts().collect().height == SIMS
 
 
 def test_a_resume_after_a_cancel_that_timed_out_is_refused(project: Path) -> None:
@@ -208,7 +208,7 @@ def test_a_resume_after_a_cancel_that_timed_out_is_refused(project: Path) -> Non
     _, err = running.communicate(timeout=300)
     assert running.returncode == 0, err  # the run went on undisturbed, to the end
     check_complete_once(project, job.job_id)
-    assert results.open(job.job_id).attempts().collect().height == SIMS
+    assert modelops.results(job.job_id).attempts().collect().height == SIMS
 
 
 def running_job(records: JobRecords, pid: int, pid_started: float | None) -> str:

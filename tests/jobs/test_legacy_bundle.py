@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from modelops import results
+import modelops
 from modelops.bundle.lock import LockUpdated
 from modelops.bundle.uv import run_uv
 from modelops.jobs import run_study
@@ -86,7 +86,7 @@ def test_a_legacy_bundle_runs_a_study_of_2000_simulations(project: Path, legacy:
     assert job.state is JobState.SUCCEEDED
     assert (job.counts.succeeded, job.counts.failed) == (2000, 0)
 
-    found = results.open(job.job_id)
+    found = modelops.results(job.job_id)
     sims = found.simulations().collect()
     assert sims.height == 2000
     assert (sims["status"] == "succeeded").all()
@@ -121,7 +121,7 @@ def test_with_64_bit_seeds_the_same_model_fails_as_it_did_before(
         warnings.simplefilter("ignore", LockUpdated)
         job = run_study(spec, n_workers=1)
     assert job.counts.failed == 4
-    sims = results.open(job.job_id).simulations().collect()
+    sims = modelops.results(job.job_id).simulations().collect()
     assert sims["seed"].max() >= 2**32
     assert (sims["error_class"] == "model").all()
     assert sims["error_message"].str.contains("2\\*\\*32").all()

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from tests.conftest import write_project
 
-from modelops import results
+import modelops
 from modelops.jobs import resume_job, run_study
 from modelops.settings import Settings
 from modelops.store import JobRecord, JobRecords, JobState, ResultStore
@@ -83,7 +83,7 @@ def test_a_study_runs_stores_and_reruns_from_the_cache(project: Path) -> None:
     assert (again.counts.succeeded, again.counts.cached) == (0, 12)
 
     for job in (first, again):
-        opened = results.open(job.job_id)
+        opened = modelops.results(job.job_id)
         incidence = opened["incidence"].collect()
         assert incidence.height == 12 * 3
         assert set(incidence["job_id"]) == {job.job_id}
@@ -102,15 +102,15 @@ def test_a_study_runs_stores_and_reruns_from_the_cache(project: Path) -> None:
     assert manifest["counts"] == {"total": 12, "succeeded": 12, "failed": 0, "cached": 0}
     assert manifest["started"] <= manifest["ended"]
     assert manifest["spec"]["name"] == "grid" and manifest["modelops_version"]
-    first_rows = results.open(first.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
-    again_rows = results.open(again.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
+    first_rows = modelops.results(first.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
+    again_rows = modelops.results(again.job_id)["incidence"].sort("sim_id", "day").drop("job_id")
     assert first_rows.collect().equals(again_rows.collect())
 
 
 def test_seeds_are_stable_across_runs_and_distinct(project: Path) -> None:
     spec = load_study(study_file(project, GRID))
     job = run_study(spec, n_workers=1)
-    sims = results.open(job.job_id).simulations().collect()
+    sims = modelops.results(job.job_id).simulations().collect()
     assert sims["seed"].n_unique() == 12
     replan = load_study(project / "study.toml")
     from modelops.study import plan
@@ -136,7 +136,7 @@ def test_failed_simulations_are_recorded_and_retried_on_resume(project: Path) ->
     job = run_study(load_study(path), n_workers=1)
     assert job.state is JobState.PARTIAL
     assert (job.counts.succeeded, job.counts.failed) == (1, 1)
-    sims = results.open(job.job_id).simulations().collect()
+    sims = modelops.results(job.job_id).simulations().collect()
     failed = sims.filter(pl.col("status") == "failed").row(0, named=True)
     assert failed["error_class"] == "model"
     assert "beta 0.9 too high" in failed["error_message"]
@@ -144,7 +144,7 @@ def test_failed_simulations_are_recorded_and_retried_on_resume(project: Path) ->
     resumed = resume_job(job.job_id, n_workers=1)  # the model still fails: ran again, not cached
     assert resumed.job_id == job.job_id
     assert (resumed.counts.succeeded, resumed.counts.failed) == (1, 1)
-    again = results.open(job.job_id).simulations().collect()
+    again = modelops.results(job.job_id).simulations().collect()
     assert again.height == 2
 
 
@@ -163,7 +163,7 @@ def test_a_job_recorded_before_seed_bits_resumes_with_the_seeds_it_had(project: 
     resumed = resume_job(job.job_id, n_workers=1)
 
     assert (resumed.counts.succeeded, resumed.counts.failed) == (1, 1)
-    sims = results.open(job.job_id).simulations().collect()
+    sims = modelops.results(job.job_id).simulations().collect()
     assert sims.height == 2  # the failed one ran again; nothing was planned anew
     assert sims["seed"].min() >= 2**32
 
@@ -239,7 +239,7 @@ def test_interrupted_run_keeps_its_results_and_resumes_only_what_is_missing(
     shown = json.loads(mops(project, "jobs", "show", job.job_id, "--json").stdout)
     assert shown["state"] == "succeeded"
     assert shown["counts"] == {"total": 40, "succeeded": 40, "failed": 0, "cached": 0}
-    sims = results.open(job.job_id).simulations().collect()
+    sims = modelops.results(job.job_id).simulations().collect()
     assert sims.height == 40 and sims["sim_id"].n_unique() == 40
 
 
@@ -309,7 +309,7 @@ def test_a_killed_client_leaves_a_job_that_resumes(project: Path) -> None:
     resumed = resume_job(job.job_id, n_workers=1)
     assert resumed.state is JobState.SUCCEEDED
     assert resumed.counts.succeeded == 40
-    sims = results.open(job.job_id).simulations().collect()
+    sims = modelops.results(job.job_id).simulations().collect()
     assert sims["sim_id"].n_unique() == 40
 
 
@@ -344,7 +344,7 @@ def test_from_sample_to_results_as_the_readme_shows(project: Path) -> None:
     ran = mops(project, "run", "study.toml", "--workers", "2")
     assert ran.returncode == 0, ran.stderr
     job_id = ran.stdout.strip().splitlines()[-1].removeprefix("job: ")
-    frame = results.open(job_id)["incidence"].collect()
+    frame = modelops.results(job_id)["incidence"].collect()
     assert frame.height == 8 * 3
     assert frame["population"].dtype == pl.Int64
     assert frame["beta"].min() >= 0.1 and frame["beta"].max() <= 0.9
@@ -366,5 +366,5 @@ def test_jobs_cancel_stops_a_running_job_and_keeps_what_it_finished(project: Pat
     record = records.get(job.job_id)
     assert record.state is JobState.CANCELLED
     assert 3 <= record.counts.succeeded < 40
-    stored = results.open(job.job_id).simulations().collect()
+    stored = modelops.results(job.job_id).simulations().collect()
     assert stored.height == record.counts.succeeded

@@ -27,7 +27,8 @@ from distributed.protocol import pickle as dask_pickle
 from tests.conftest import SMOKE_BUNDLE
 from tests.registry_servers import RunningRegistry
 
-from modelops import api, results
+import modelops
+from modelops import api
 from modelops.bundle.registry import Credentials, RegistryClient, RegistryHost
 from modelops.bundle.store_in_use import open_store, registry_client
 from modelops.cluster.plugin import ModelOpsWorkerPlugin
@@ -280,7 +281,7 @@ def cluster_with_recorder() -> Iterator[tuple[LocalCluster, GraphRecorder]]:
 def stored_text(job_id: str) -> str:
     """Every simulation row the job stored (Parquet is compressed: a byte search of the files
     alone could miss a secret), as text."""
-    rows = results.open(job_id).attempts().collect()
+    rows = modelops.results(job_id).attempts().collect()
     return rows.write_csv()
 
 
@@ -332,7 +333,7 @@ def test_no_secret_in_the_job_record_when_workers_are_refused(
         )
 
     assert job.state is JobState.FAILED, job
-    rows = results.open(job.job_id).attempts().collect()
+    rows = modelops.results(job.job_id).attempts().collect()
     assert set(rows["error_class"]) == {"registry_auth"}
     assert all(
         f"authentication failed for {basic_registry.host} (HTTP 401)" in message

@@ -306,11 +306,11 @@ def jobs_errors(
     """The failed simulations of a job, one per line; one in full with --sim."""
     import polars as pl
 
-    from modelops import results as job_results
+    from modelops import api
     from modelops.store.failures import failed_simulations, find_simulation, to_failed_simulations
 
     with errors_end_the_command():
-        opened = job_results.open(job_id)
+        opened = api.results(job_id)
         if sim is not None:
             found = find_simulation(opened, sim)
             if as_json:
@@ -402,13 +402,13 @@ def results_show(
     """A job's results: a table that fits the terminal, or JSON or CSV for scripts."""
     import polars as pl
 
-    from modelops import results as job_results
+    from modelops import api
     from modelops.store.failures import simulation_params
 
     if as_json and as_csv:
         raise typer.BadParameter("--json and --csv exclude each other; choose one")
     with errors_end_the_command():
-        opened = job_results.open(job_id)
+        opened = api.results(job_id)
         names = opened.outputs()
         name = output or (names[0] if names else "simulations")
         if name != "simulations" and name not in names:
@@ -461,12 +461,12 @@ def results_export(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write a job's outputs and simulations table to files."""
-    from modelops import results as job_results
+    from modelops import api
     from modelops.store.export import export_job
 
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter(f"--format must be parquet or csv, not {fmt!r}")
     with errors_end_the_command():
-        written = export_job(job_results.open(job_id), out, fmt)
+        written = export_job(api.results(job_id), out, fmt)
     for path in written:
         print(path)

@@ -13,7 +13,7 @@ from modelops.store.failures import (
     find_simulation,
 )
 from modelops.store.jobs import JobCounts, JobRecord, JobRecords, JobState, new_job_id
-from modelops.store.results import JobResults, ResultStore, SimMeta
+from modelops.store.results import JobResults, ResultStore, SimMeta, open_job_results
 from modelops.store.writer import JobWriter
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "failure_summary",
     "find_simulation",
     "new_job_id",
+    "open_job_results",
 ]

@@ -59,7 +59,7 @@ _EXAMPLE_COLUMNS = tuple(name for name in _LIST_COLUMNS if name not in _KEY)
 
 
 class HasSimulations(Protocol):
-    """A job's results: `store.JobResults` or `modelops.results.Results`."""
+    """A job's results (`store.JobResults`), or anything that reads like them."""
 
     def simulations(self) -> pl.LazyFrame: ...
 

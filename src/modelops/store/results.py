@@ -22,13 +22,21 @@ from typing import Any
 import polars as pl
 
 from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.store.jobs import JobRecords
 from modelops.store.location import Location, check_job_id, decode_name, encode_name
 from modelops.store.parts import list_parts
 from modelops.store.rows import FLUSH, SIMULATIONS_SCHEMA, SimMeta
 from modelops.store.scan import KEY, Source, scan_sources, with_flush
 from modelops.store.writer import JobWriter, OnFlush
 
-__all__ = ["JobResults", "JobWriter", "ResultStore", "SimMeta", "last_attempts"]
+__all__ = [
+    "JobResults",
+    "JobWriter",
+    "ResultStore",
+    "SimMeta",
+    "last_attempts",
+    "open_job_results",
+]
 
 _MANIFEST = "manifest.json"
 STORED_BATCH = 500  # task ids per batch from `JobResults.stored_here`
@@ -216,3 +224,10 @@ class JobResults:
     def _committed(self) -> pl.LazyFrame:
         """`sim_id` and flush id of each simulation's last attempt: the rows to trust."""
         return last_attempts(self._attempts()).select(KEY)
+
+
+def open_job_results(job_id: str, jobs_db: Path) -> JobResults:
+    """The results of a job recorded in `jobs_db` (a unique prefix of its id will do),
+    wherever the job wrote them."""
+    job = JobRecords(jobs_db).get(job_id)
+    return ResultStore(job.results).open(job.job_id)
