@@ -14,6 +14,7 @@ the API is also the name of a subpackage (`modelops.jobs` is the job runner; the
 jobs with `list_jobs`), so importing a part never hides a function.
 """
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
@@ -40,10 +41,8 @@ _API = (
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
-        from modelops import api
-
-        return getattr(api, name)
+    if name in _API:  # loaded by name: the parts that import `modelops` never load the API
+        return getattr(importlib.import_module("modelops.api"), name)
     raise AttributeError(f"module 'modelops' has no attribute {name!r}")
 
 
