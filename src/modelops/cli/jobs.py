@@ -316,7 +316,7 @@ def jobs_errors(
             if as_json:
                 print(json.dumps(found.to_dict()))
             else:
-                console.print(simulation_view(found, opened.job.job_id), soft_wrap=True)
+                console.print(simulation_view(found, opened.job_id), soft_wrap=True)
             return
         failed = failed_simulations(opened)
         if as_json:
@@ -326,7 +326,7 @@ def jobs_errors(
             return
         total = failed.select(pl.len()).collect().item()
         shown = failed.head(limit).collect() if limit else failed.collect()
-    job = opened.job.job_id
+    job = opened.job_id
     console.print(
         f"job {job}: {total} failed simulation{'s' if total != 1 else ''}"
         + (f" (showing {shown.height})" if shown.height < total else ""),
@@ -413,7 +413,7 @@ def results_show(
         name = output or (names[0] if names else "simulations")
         if name != "simulations" and name not in names:
             raise typer.BadParameter(
-                f"job {opened.job.job_id} has no output {name!r}; it has "
+                f"job {opened.job_id} has no output {name!r}; it has "
                 f"{', '.join(names) or 'none'}"
             )
         frame = opened.simulations() if name == "simulations" else opened[name]
