@@ -413,8 +413,7 @@ def results_show(
         name = output or (names[0] if names else "simulations")
         if name != "simulations" and name not in names:
             raise typer.BadParameter(
-                f"job {opened.job_id} has no output {name!r}; it has "
-                f"{', '.join(names) or 'none'}"
+                f"job {opened.job_id} has no output {name!r}; it has {', '.join(names) or 'none'}"
             )
         frame = opened.simulations() if name == "simulations" else opened[name]
         shown = (frame.head(limit) if limit else frame).collect()
