@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _API = (
     "Job",
     "LockMode",
+    "Registry",
     "build",
     "cancel",
     "check_bundle",

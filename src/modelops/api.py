@@ -22,7 +22,7 @@ from modelops.bundle.inspect import BundleDescription, describe_bundle
 from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
-from modelops.bundle.store_in_use import open_store, parse_reference
+from modelops.bundle.store_in_use import Registry, open_store, parse_reference
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import (
     BundleRef,
@@ -45,6 +45,7 @@ from modelops.study import StudySpec, load_study, sample_study
 __all__ = [
     "Job",
     "LockMode",
+    "Registry",
     "build",
     "cancel",
     "check_bundle",
@@ -76,37 +77,27 @@ def build(
 
 def push(
     project: Path,
-    registry: str | None = None,
+    registry: Registry | str | None = None,
     repository: str | None = None,
     tag: str | None = None,
     force: bool = False,
-    insecure: bool = False,
-    username: str | None = None,
-    password: str | None = None,
     lock: LockMode = LockMode.UPDATE,
 ) -> PushReport:
-    """Build a bundle and push it to a registry (the flag, else MODELOPS_BUNDLE_REGISTRY)."""
+    """Build a bundle and push it to a registry (a host, or a `Registry` with credentials;
+    default MODELOPS_BUNDLE_REGISTRY)."""
+    settings = Settings.from_env()
     return publish.push_project(
-        project,
-        Settings.from_env(),
-        registry,
-        repository,
-        tag,
-        force,
-        insecure,
-        username,
-        password,
-        lock,
+        project, settings, Registry.of(registry), repository, tag, force, lock
     )
 
 
 def pull(
-    reference: str, dest: Path | None = None, registry: str | None = None, **access: Any
+    reference: str, dest: Path | None = None, registry: Registry | str | None = None
 ) -> tuple[BundleRef, Path]:
     """Fetch a bundle (verified, through this machine's cache) and copy its files to `dest`
     (default: a folder named after the repository), which must not exist or be empty."""
     settings = Settings.from_env()
-    store = open_store(settings, registry, **access)
+    store = open_store(settings, Registry.of(registry))
     ref = parse_reference(reference, store)
     target = Path(dest) if dest else Path(ref.repository.rsplit("/", 1)[-1])
     if target.exists() and any(target.iterdir()):
@@ -119,14 +110,15 @@ def pull(
     return ref, target
 
 
-def inspect(reference: str, registry: str | None = None, **access: Any) -> BundleDescription:
-    store = open_store(Settings.from_env(), registry, **access)
+def inspect(reference: str, registry: Registry | str | None = None) -> BundleDescription:
+    """What a stored bundle holds, read from its manifest and config alone."""
+    store = open_store(Settings.from_env(), Registry.of(registry))
     return describe_bundle(parse_reference(reference, store), store)
 
 
-def list_bundles(registry: str | None = None, **access: Any) -> list[tuple[str, list[str]]]:
+def list_bundles(registry: Registry | str | None = None) -> list[tuple[str, list[str]]]:
     """(repository, tags-or-digests) for every bundle the store will list."""
-    store = open_store(Settings.from_env(), registry, **access)
+    store = open_store(Settings.from_env(), Registry.of(registry))
     if isinstance(store, LayoutStore):
         listed: dict[str, list[str]] = {}
         for ref, tag in store.refs():
@@ -147,10 +139,14 @@ def _tags_of(client: RegistryClient, repository: str) -> list[str]:
         raise
 
 
-def login(registry: str, username: str, password: str, insecure: bool = False) -> str:
-    """Check the credentials against the registry, then store them the Docker way."""
-    host = RegistryHost.parse(registry, insecure=insecure)
-    credentials = Credentials(username, password)
+def login(registry: Registry) -> str:
+    """Check the registry's credentials against it, then store them the Docker way."""
+    if not registry.host or registry.username is None or registry.password is None:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT, "login needs a registry host, a username and a password"
+        )
+    host = RegistryHost.parse(registry.host, insecure=registry.insecure)
+    credentials = Credentials(registry.username, registry.password)
     with RegistryClient(host, credentials) as client:
         client.check()
     return store_credentials(host, credentials)

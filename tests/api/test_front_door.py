@@ -92,3 +92,18 @@ def test_import_modelops_loads_nothing_until_used() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_a_registry_travels_as_one_object_and_keeps_its_password() -> None:
+    import pickle
+
+    import pytest
+
+    import modelops
+
+    registry = modelops.Registry("localhost:5000", "bob", "s3cret-pw", insecure=True)
+    assert "s3cret-pw" not in repr(registry) and "bob" in repr(registry)
+    with pytest.raises(TypeError, match="never pickled"):
+        pickle.dumps(registry)
+    assert modelops.Registry.of("localhost:5000") == modelops.Registry("localhost:5000")
+    assert modelops.Registry.of(registry) is registry

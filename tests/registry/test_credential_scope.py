@@ -46,6 +46,7 @@ from tests.registry.hostile import (
 from tests.registry_servers import RunningRegistry
 
 from modelops import api
+from modelops.api import Registry
 from modelops.bundle.registry import Credentials, RegistryClient, RegistryHost
 from modelops.contracts import ErrorClass, ModelOpsError
 
@@ -131,10 +132,9 @@ def test_a_next_page_on_another_host_is_refused(
     repository = unique("paged")
     api.push(
         SMOKE_BUNDLE,
-        registry=real_registry.host,
+        registry=Registry(real_registry.host, **creds(real_registry)),
         repository=repository,
         tag="v1",  # an untagged repository has no tag list to page through
-        **creds(real_registry),
     )
     endpoint = "/v2/_catalog" if listing == "catalog" else f"/v2/{repository}/tags/list"
 
@@ -145,7 +145,7 @@ def test_a_next_page_on_another_host_is_refused(
 
     with proxy(real_registry, tamper=point_next_page_elsewhere) as registry:
         with pytest.raises(ModelOpsError) as caught:
-            api.list_bundles(registry.host, **creds(real_registry))
+            api.list_bundles(Registry(registry.host, **creds(real_registry)))
         listed_first_page = any(seen.path == endpoint for seen in registry.requests)
 
     assert listed_first_page
@@ -164,7 +164,7 @@ def test_mops_bundle_list_refuses_a_next_page_on_another_host(
     basic_registry: RunningRegistry, other_host: HostileServer
 ) -> None:
     """What the user sees: one line on stderr, exit 1, and nothing sent to the other host."""
-    api.push(SMOKE_BUNDLE, registry=basic_registry.host, **creds(basic_registry))
+    api.push(SMOKE_BUNDLE, registry=Registry(basic_registry.host, **creds(basic_registry)))
 
     def point_next_page_elsewhere(seen: Seen, reply: Reply) -> Reply:
         if seen.path == "/v2/_catalog" and reply.status == 200:
@@ -202,7 +202,11 @@ def test_next_pages_on_the_registry_itself_are_followed_with_credentials(
     """Pagination still works: an absolute next link on the registry's own origin (first
     page) and distribution's own relative ones (after it), each sent with credentials."""
     for name in ("pages-a", "pages-b", "pages-c"):
-        api.push(SMOKE_BUNDLE, registry=real_registry.host, repository=name, **creds(real_registry))
+        api.push(
+            SMOKE_BUNDLE,
+            registry=Registry(real_registry.host, **creds(real_registry)),
+            repository=name,
+        )
     with RegistryClient(
         RegistryHost.parse(real_registry.host), Credentials(**creds(real_registry))
     ) as direct:
@@ -221,7 +225,7 @@ def test_next_pages_on_the_registry_itself_are_followed_with_credentials(
         return None
 
     with proxy(real_registry, answer=one_per_page) as registry:
-        paged = api.list_bundles(registry.host, **creds(real_registry))
+        paged = api.list_bundles(Registry(registry.host, **creds(real_registry)))
         pages = [s for s in registry.requests if s.path == "/v2/_catalog" and "last=" in s.target]
 
     assert [name for name, _ in paged] == sorted(everything)
@@ -250,7 +254,7 @@ def test_a_blob_host_that_asks_for_a_login_gets_no_credentials(
 ) -> None:
     """Before: the CDN's `401 Bearer realm=http://127.0.0.2/token` got the password (basic
     auth to its realm), and the token it handed out was sent to the registry."""
-    report = api.push(SMOKE_BUNDLE, registry=real_registry.host, **creds(real_registry))
+    report = api.push(SMOKE_BUNDLE, registry=Registry(real_registry.host, **creds(real_registry)))
     signature = secrets.token_hex(16)
 
     with proxy(real_registry, answer=redirect_blobs_to(other_host, signature)) as registry:
@@ -258,8 +262,7 @@ def test_a_blob_host_that_asks_for_a_login_gets_no_credentials(
             api.pull(
                 str(report.ref),
                 dest=tmp_path / "out",
-                registry=registry.host,
-                **creds(real_registry),
+                registry=Registry(registry.host, **creds(real_registry)),
             )
         sent_to_registry = registry.requests
 
@@ -282,7 +285,7 @@ def test_a_blob_redirected_to_a_cdn_is_fetched_without_credentials(
     real_registry: RunningRegistry, fresh_home: Path, tmp_path: Path
 ) -> None:
     """Redirects off the origin are followed (registries send downloads to a CDN), bare."""
-    report = api.push(SMOKE_BUNDLE, registry=real_registry.host, **creds(real_registry))
+    report = api.push(SMOKE_BUNDLE, registry=Registry(real_registry.host, **creds(real_registry)))
 
     def serve_blob(server: HostileServer, seen: Seen) -> Reply:
         digest = seen.path.removeprefix("/cdn/")
@@ -295,7 +298,9 @@ def test_a_blob_redirected_to_a_cdn_is_fetched_without_credentials(
         proxy(real_registry, answer=redirect_blobs_to(cdn, "sig")) as registry,
     ):
         ref, target = api.pull(
-            str(report.ref), dest=tmp_path / "out", registry=registry.host, **creds(real_registry)
+            str(report.ref),
+            dest=tmp_path / "out",
+            registry=Registry(registry.host, **creds(real_registry)),
         )
 
     assert ref == report.ref
@@ -330,7 +335,9 @@ def test_an_upload_location_on_another_host_is_refused(
     with proxy(real_registry, tamper=move_uploads_elsewhere) as registry:
         with pytest.raises(ModelOpsError) as caught:
             api.push(
-                SMOKE_BUNDLE, registry=registry.host, repository=repository, **creds(real_registry)
+                SMOKE_BUNDLE,
+                registry=Registry(registry.host, **creds(real_registry)),
+                repository=repository,
             )
         uploads_started = [s for s in registry.requests if s.method == "POST"]
 
@@ -352,16 +359,14 @@ def test_pushes_and_pulls_through_the_proxy_work_unchanged(
         tag = unique("t")
         report = api.push(
             SMOKE_BUNDLE,
-            registry=registry.host,
+            registry=Registry(registry.host, **creds(real_registry)),
             repository=unique("via-proxy"),
             tag=tag,
-            **creds(real_registry),
         )
         ref, target = api.pull(
             f"{report.ref.repository}:{tag}",
             dest=tmp_path / "out",
-            registry=registry.host,
-            **creds(real_registry),
+            registry=Registry(registry.host, **creds(real_registry)),
         )
         seen = registry.requests
     assert ref == report.ref

@@ -27,6 +27,7 @@ from tests.conftest import SMOKE_BUNDLE
 from tests.registry_servers import RunningRegistry
 
 from modelops import api
+from modelops.api import Registry
 from modelops.bundle.registry import RegistryHost, resolve_credentials
 from modelops.bundle.registry.credentials import (
     PASSWORD_ENV,
@@ -108,7 +109,7 @@ def read_docker_config() -> dict:
 def pushes(registry: RunningRegistry, **explicit: str) -> bool:
     """Push the smoke bundle with whatever credentials resolve; False on an auth failure."""
     try:
-        report = api.push(SMOKE_BUNDLE, registry=registry.host, **explicit)
+        report = api.push(SMOKE_BUNDLE, registry=Registry(registry.host, **explicit))
     except ModelOpsError as exc:
         assert exc.info.error_class is ErrorClass.REGISTRY_AUTH, exc
         assert f"authentication failed for {registry.host}" in exc.info.message
@@ -278,7 +279,7 @@ def test_docker_config_that_is_not_a_json_object_is_named(
     for attempt in (
         lambda: resolve_credentials(RegistryHost.parse(basic_registry.host)),
         lambda: api.push(SMOKE_BUNDLE, registry=basic_registry.host),
-        lambda: api.login(basic_registry.host, user, password),
+        lambda: api.login(Registry(basic_registry.host, user, password)),
     ):
         with pytest.raises(ModelOpsError) as caught:
             attempt()
@@ -547,7 +548,9 @@ def test_login_through_creds_store_wins_over_a_stale_auths_entry(
     write_docker_config(
         {"credsStore": HELPER, "auths": {basic_registry.host: {"auth": b64(user, "old-pw")}}}
     )
-    assert api.login(basic_registry.host, user, password) == f"credential helper {HELPER!r}"
+    assert (
+        api.login(Registry(basic_registry.host, user, password)) == f"credential helper {HELPER!r}"
+    )
     assert cred_helper.stored()[basic_registry.host]["Secret"] == password
     assert source_of(basic_registry) == f"credential helper {HELPER!r}"
     assert pushes(basic_registry)
@@ -564,7 +567,7 @@ def test_login_stores_base64_in_docker_config_with_mode_600(
         {"auths": {"other.example.com": {"auth": b64("a", "b")}}, "detachKeys": "ctrl-e,e"}
     )
 
-    where = api.login(basic_registry.host, user, password)
+    where = api.login(Registry(basic_registry.host, user, password))
 
     assert where == str(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -582,7 +585,7 @@ def test_login_stores_base64_in_docker_config_with_mode_600(
 def test_login_creates_the_docker_config(basic_registry: RunningRegistry) -> None:
     user, password = user_and_password(basic_registry)
     assert not docker_config_path().exists()
-    api.login(f"http://{basic_registry.host}/", user, password)
+    api.login(Registry(f"http://{basic_registry.host}/", user, password))
     assert stat.S_IMODE(docker_config_path().stat().st_mode) == 0o600
     assert list(read_docker_config()["auths"]) == [basic_registry.host]
     assert pushes(basic_registry)
@@ -590,7 +593,7 @@ def test_login_creates_the_docker_config(basic_registry: RunningRegistry) -> Non
 
 def test_login_to_a_token_registry(token_registry: RunningRegistry) -> None:
     user, password = user_and_password(token_registry)
-    api.login(token_registry.host, user, password)
+    api.login(Registry(token_registry.host, user, password))
     assert pushes(token_registry)
 
 
@@ -598,7 +601,7 @@ def test_login_with_a_wrong_password_writes_nothing(basic_registry: RunningRegis
     user, _ = user_and_password(basic_registry)
     wrong = wrong_password()
     with pytest.raises(ModelOpsError) as caught:
-        api.login(basic_registry.host, user, wrong)
+        api.login(Registry(basic_registry.host, user, wrong))
     assert caught.value.info.error_class is ErrorClass.REGISTRY_AUTH
     assert wrong not in str(caught.value) + caught.value.info.traceback
     assert not docker_config_path().exists()
@@ -606,7 +609,7 @@ def test_login_with_a_wrong_password_writes_nothing(basic_registry: RunningRegis
     path = write_docker_config({"auths": {"other.example.com": {"auth": b64("a", "b")}}})
     before = path.read_bytes()
     with pytest.raises(ModelOpsError) as again:
-        api.login(basic_registry.host, user, wrong)
+        api.login(Registry(basic_registry.host, user, wrong))
     assert again.value.info.error_class is ErrorClass.REGISTRY_AUTH
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.json"]  # no temp files
@@ -615,7 +618,7 @@ def test_login_with_a_wrong_password_writes_nothing(basic_registry: RunningRegis
 def test_login_with_a_wrong_password_to_a_token_registry(token_registry: RunningRegistry) -> None:
     user, _ = user_and_password(token_registry)
     with pytest.raises(ModelOpsError) as caught:
-        api.login(token_registry.host, user, wrong_password())
+        api.login(Registry(token_registry.host, user, wrong_password()))
     assert caught.value.info.error_class is ErrorClass.REGISTRY_AUTH
     assert "token service" in caught.value.info.message
     assert not docker_config_path().exists()
@@ -628,7 +631,7 @@ def test_login_goes_to_the_creds_store_helper(
     path = write_docker_config({"credsStore": HELPER})
     before = path.read_bytes()
 
-    where = api.login(basic_registry.host, user, password)
+    where = api.login(Registry(basic_registry.host, user, password))
 
     assert where == f"credential helper {HELPER!r}"
     assert cred_helper.stored() == {basic_registry.host: {"Username": user, "Secret": password}}
@@ -643,7 +646,9 @@ def test_login_goes_to_the_cred_helpers_helper(
     user, password = user_and_password(basic_registry)
     path = write_docker_config({"credHelpers": {basic_registry.host: HELPER}})
     before = path.read_bytes()
-    assert api.login(basic_registry.host, user, password) == f"credential helper {HELPER!r}"
+    assert (
+        api.login(Registry(basic_registry.host, user, password)) == f"credential helper {HELPER!r}"
+    )
     assert cred_helper.stored()[basic_registry.host]["Secret"] == password
     assert path.read_bytes() == before
     assert pushes(basic_registry)
@@ -654,7 +659,7 @@ def test_login_then_push_with_cred_helpers_keyed_by_url(
 ) -> None:
     user, password = user_and_password(basic_registry)
     write_docker_config({"credHelpers": {f"https://{basic_registry.host}": HELPER}})
-    api.login(basic_registry.host, user, password)
+    api.login(Registry(basic_registry.host, user, password))
     assert pushes(basic_registry)
 
 
@@ -808,21 +813,19 @@ def test_passwords_never_reach_modelops_home_or_registry_storage(
     for n, registry in enumerate((basic_registry, token_registry)):
         user, password = user_and_password(registry)
         needles += [password.encode(), b64(user, password).encode()]
-        report = api.push(SMOKE_BUNDLE, registry=registry.host, username=user, password=password)
+        report = api.push(SMOKE_BUNDLE, registry=Registry(registry.host, user, password))
         api.pull(
             str(report.ref),
             dest=tmp_path / f"explicit-{n}",
-            registry=registry.host,
-            username=user,
-            password=password,
+            registry=Registry(registry.host, user, password),
         )
-        api.inspect(str(report.ref), registry=registry.host, username=user, password=password)
+        api.inspect(str(report.ref), registry=Registry(registry.host, user, password))
         with monkeypatch.context() as env:
             env.setenv(USERNAME_ENV, user)
             env.setenv(PASSWORD_ENV, password)
             api.push(SMOKE_BUNDLE, registry=registry.host, tag="from-env")
             api.list_bundles(registry.host)
-        api.login(registry.host, user, password)
+        api.login(Registry(registry.host, user, password))
         api.push(SMOKE_BUNDLE, registry=registry.host, tag="from-config")
         api.pull("smoke-bundle:from-config", dest=tmp_path / f"config-{n}", registry=registry.host)
 

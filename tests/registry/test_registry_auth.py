@@ -22,6 +22,7 @@ from tests.conftest import SMOKE_BUNDLE
 from tests.registry_servers import RunningRegistry, run_registry
 
 from modelops import api
+from modelops.api import Registry
 from modelops.bundle import build_bundle
 from modelops.bundle.build import BuiltBundle
 from modelops.bundle.registry import RegistryClient, RegistryHost, push_bundle
@@ -82,27 +83,31 @@ def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def push_pull_round_trip(registry: RunningRegistry, dest: Path) -> None:
     tag = unique_tag()
-    report = api.push(SMOKE_BUNDLE, registry=registry.host, tag=tag, **creds(registry))
+    report = api.push(SMOKE_BUNDLE, registry=Registry(registry.host, **creds(registry)), tag=tag)
     assert report.ref.repository == "smoke-bundle"
     assert report.registry == registry.host
     assert report.tag == tag
     assert registry.password not in repr(report)
 
     ref, target = api.pull(
-        f"smoke-bundle:{tag}", dest=dest / "by-tag", registry=registry.host, **creds(registry)
+        f"smoke-bundle:{tag}",
+        dest=dest / "by-tag",
+        registry=Registry(registry.host, **creds(registry)),
     )
     assert ref == report.ref
     assert target == dest / "by-tag"
     assert tree_files(target) == tree_files(SMOKE_BUNDLE)
 
     ref2, target2 = api.pull(
-        str(report.ref), dest=dest / "by-digest", registry=registry.host, **creds(registry)
+        str(report.ref),
+        dest=dest / "by-digest",
+        registry=Registry(registry.host, **creds(registry)),
     )
     assert ref2 == report.ref
     assert tree_files(target2) == tree_files(SMOKE_BUNDLE)
     assert registry.password not in repr(ref) + repr(ref2) + repr(target) + repr(target2)
 
-    description = api.inspect(str(report.ref), registry=registry.host, **creds(registry))
+    description = api.inspect(str(report.ref), registry=Registry(registry.host, **creds(registry)))
     assert description.ref == report.ref
     assert registry.password not in repr(description)
 
@@ -134,7 +139,7 @@ def test_basic_anonymous_push_fails_with_auth_error_and_the_fix(
 def test_basic_anonymous_pull_fails_with_auth_error(
     basic_registry: RunningRegistry, fresh_home: Path, tmp_path: Path
 ) -> None:
-    report = api.push(SMOKE_BUNDLE, registry=basic_registry.host, **creds(basic_registry))
+    report = api.push(SMOKE_BUNDLE, registry=Registry(basic_registry.host, **creds(basic_registry)))
     with pytest.raises(ModelOpsError) as caught:
         api.pull(str(report.ref), dest=tmp_path / "out", registry=basic_registry.host)
     assert caught.value.info.error_class is ErrorClass.REGISTRY_AUTH
@@ -150,7 +155,7 @@ def test_basic_wrong_password_fails_and_never_shows_the_password(
     host = basic_registry.host
 
     with pytest.raises(ModelOpsError) as caught:
-        api.push(SMOKE_BUNDLE, registry=host, username=basic_registry.username, password=wrong)
+        api.push(SMOKE_BUNDLE, registry=Registry(host, basic_registry.username, wrong))
     info = caught.value.info
     assert info.error_class is ErrorClass.REGISTRY_AUTH
     assert f"authentication failed for {host} (HTTP 401)" in info.message
@@ -168,19 +173,15 @@ def test_basic_wrong_password_fails_and_never_shows_the_password(
     assert wrong not in everything_said(checked.value)
 
     # Pulls and inspects with the wrong password fail the same way, just as quietly.
-    good = api.push(SMOKE_BUNDLE, registry=host, **creds(basic_registry))
+    good = api.push(SMOKE_BUNDLE, registry=Registry(host, **creds(basic_registry)))
     for call in (
         lambda: api.pull(
             str(good.ref),
             dest=tmp_path / "out",
-            registry=host,
-            username=basic_registry.username,
-            password=wrong,
+            registry=Registry(host, basic_registry.username, wrong),
         ),
-        lambda: api.inspect(
-            str(good.ref), registry=host, username=basic_registry.username, password=wrong
-        ),
-        lambda: api.list_bundles(host, username=basic_registry.username, password=wrong),
+        lambda: api.inspect(str(good.ref), registry=Registry(host, basic_registry.username, wrong)),
+        lambda: api.list_bundles(Registry(host, basic_registry.username, wrong)),
     ):
         with pytest.raises(ModelOpsError) as again:
             call()
@@ -190,8 +191,8 @@ def test_basic_wrong_password_fails_and_never_shows_the_password(
 
 def test_basic_list_bundles_with_credentials(basic_registry: RunningRegistry) -> None:
     tag = unique_tag()
-    api.push(SMOKE_BUNDLE, registry=basic_registry.host, tag=tag, **creds(basic_registry))
-    listed = dict(api.list_bundles(basic_registry.host, **creds(basic_registry)))
+    api.push(SMOKE_BUNDLE, registry=Registry(basic_registry.host, **creds(basic_registry)), tag=tag)
+    listed = dict(api.list_bundles(Registry(basic_registry.host, **creds(basic_registry))))
     assert tag in listed["smoke-bundle"]
 
 
@@ -208,8 +209,8 @@ def test_token_push_and_pull_round_trip(
 
 def test_token_list_bundles_asks_for_catalog_access(token_registry: RunningRegistry) -> None:
     tag = unique_tag()
-    api.push(SMOKE_BUNDLE, registry=token_registry.host, tag=tag, **creds(token_registry))
-    listed = dict(api.list_bundles(token_registry.host, **creds(token_registry)))
+    api.push(SMOKE_BUNDLE, registry=Registry(token_registry.host, **creds(token_registry)), tag=tag)
+    listed = dict(api.list_bundles(Registry(token_registry.host, **creds(token_registry))))
     assert tag in listed["smoke-bundle"]
 
 
@@ -218,7 +219,7 @@ def test_token_wrong_password_names_the_token_service(token_registry: RunningReg
     wrong = f"wrong-{secrets.token_urlsafe(12)}"
     host = token_registry.host
     with pytest.raises(ModelOpsError) as caught:
-        api.push(SMOKE_BUNDLE, registry=host, username=token_registry.username, password=wrong)
+        api.push(SMOKE_BUNDLE, registry=Registry(host, token_registry.username, wrong))
     info = caught.value.info
     assert info.error_class is ErrorClass.REGISTRY_AUTH
     assert f"authentication failed for {host} (HTTP 401 from its token service)" in info.message

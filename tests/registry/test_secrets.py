@@ -29,6 +29,7 @@ from tests.registry_servers import RunningRegistry
 
 import modelops
 from modelops import api
+from modelops.api import Registry
 from modelops.bundle.registry import Credentials, RegistryClient, RegistryHost
 from modelops.bundle.store_in_use import open_store, registry_client
 from modelops.cluster.plugin import ModelOpsWorkerPlugin
@@ -103,7 +104,7 @@ def test_a_registry_with_credentials_in_it_is_refused_without_repeating_them(val
         lambda: RegistryHost.parse(value),
         lambda: api.push(SMOKE_BUNDLE, registry=value),
         lambda: api.list_bundles(value),
-        lambda: api.login(value, "bob", SECRET),
+        lambda: api.login(Registry(value, "bob", SECRET)),
         lambda: registry_client(value),
     ]
     for call in calls:
@@ -161,7 +162,7 @@ def test_no_secret_in_reprs_of_hosts_credentials_clients_and_sources(
     with registry_client(host_text, **creds(real_registry)) as client:
         client.check()
         client.repositories()  # fills the token cache of a token registry
-        store = open_store(Settings.from_env(), host_text, **creds(real_registry))
+        store = open_store(Settings.from_env(), Registry(host_text, **creds(real_registry)))
         auth = client._http.auth  # the RegistryAuth in use
         tokens = [token.value for token in auth._tokens.values()]
         if real_registry.auth == "token":
@@ -195,16 +196,17 @@ def test_no_secret_in_logs_at_debug_level(
 ) -> None:
     """httpx and httpcore log every request (and response headers) at DEBUG."""
     with caplog.at_level(logging.DEBUG):
-        report = api.push(SMOKE_BUNDLE, registry=real_registry.host, **creds(real_registry))
+        report = api.push(
+            SMOKE_BUNDLE, registry=Registry(real_registry.host, **creds(real_registry))
+        )
         api.pull(
             str(report.ref),
             dest=tmp_path / "out",
-            registry=real_registry.host,
-            **creds(real_registry),
+            registry=Registry(real_registry.host, **creds(real_registry)),
         )
-        api.list_bundles(real_registry.host, **creds(real_registry))
+        api.list_bundles(Registry(real_registry.host, **creds(real_registry)))
         with pytest.raises(ModelOpsError):
-            api.list_bundles(real_registry.host, username="bob", password=SECRET)
+            api.list_bundles(Registry(real_registry.host, "bob", SECRET))
     assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
     for secret in [*needles(real_registry), SECRET]:
         assert secret not in caplog.text

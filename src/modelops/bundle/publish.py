@@ -13,7 +13,7 @@ from modelops.bundle.build import build_bundle
 from modelops.bundle.layout import LayoutStore
 from modelops.bundle.lock import LockMode, check_lock
 from modelops.bundle.registry import PushReport, push_bundle
-from modelops.bundle.store_in_use import open_store, parse_reference, registry_client
+from modelops.bundle.store_in_use import Registry, open_store, parse_reference
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 from modelops.settings import Settings
 
@@ -32,26 +32,21 @@ def store_locally(
 def push_project(
     project: Path,
     settings: Settings,
-    registry: str | None = None,
+    registry: Registry | None = None,
     repository: str | None = None,
     tag: str | None = None,
     force: bool = False,
-    insecure: bool = False,
-    username: str | None = None,
-    password: str | None = None,
     lock: LockMode = LockMode.UPDATE,
 ) -> PushReport:
-    registry = registry or settings.bundle_registry
-    if not registry:
+    client = (registry or Registry()).client(settings)
+    if client is None:
         raise ModelOpsError(
             ErrorClass.BAD_INPUT,
             "no registry given: pass --registry HOST[:PORT] or set MODELOPS_BUNDLE_REGISTRY",
         )
-    check_lock(project, lock)
-    bundle = build_bundle(project, repository)
-    client = registry_client(registry, insecure or settings.registry_insecure, username, password)
     with client:
-        return push_bundle(bundle, client, tag=tag, force=force)
+        check_lock(project, lock)
+        return push_bundle(build_bundle(project, repository), client, tag=tag, force=force)
 
 
 def resolve_bundle(

@@ -4,7 +4,8 @@ every worker decide the same way, each from its own settings."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import NoReturn, Protocol
 
 from modelops.bundle.cache import BundleSource
 from modelops.bundle.layout import LayoutStore
@@ -33,18 +34,42 @@ def registry_client(
     return RegistryClient(host, resolve_credentials(host, username, password))
 
 
+@dataclass(frozen=True)
+class Registry:
+    """Where bundles go and how to get in, travelling together (as Dask's `Security` does):
+    a registry host, never a repository path; credentials, else the Docker credential store
+    and MODELOPS_REGISTRY_USERNAME/PASSWORD; and whether plain HTTP is allowed off this
+    machine. No host means MODELOPS_BUNDLE_REGISTRY, or the embedded store without it.
+    The password shows in no repr, and a Registry refuses to be pickled into a task graph."""
+
+    host: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    insecure: bool = False
+
+    @classmethod
+    def of(cls, registry: Registry | str | None) -> Registry:
+        """A Registry as given, or one for a bare host."""
+        return registry if isinstance(registry, Registry) else cls(registry)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Registry holds credentials and is never pickled; workers read theirs")
+
+    def client(self, settings: Settings) -> RegistryClient | None:
+        """A client for this registry (settings fill what it leaves out); None when no
+        registry is named anywhere: the embedded store is in use."""
+        host = self.host or settings.bundle_registry
+        if not host:
+            return None
+        insecure = self.insecure or settings.registry_insecure
+        return registry_client(host, insecure, self.username, self.password)
+
+
 def open_store(
-    settings: Settings,
-    registry: str | None = None,
-    insecure: bool = False,
-    username: str | None = None,
-    password: str | None = None,
+    settings: Settings, registry: Registry | None = None
 ) -> LayoutStore | RegistrySource:
-    registry = registry or settings.bundle_registry
-    if not registry:
-        return LayoutStore(settings.bundle_store)
-    client = registry_client(registry, insecure or settings.registry_insecure, username, password)
-    return RegistrySource(client)
+    client = (registry or Registry()).client(settings)
+    return LayoutStore(settings.bundle_store) if client is None else RegistrySource(client)
 
 
 def parse_reference(text: str, store: BundleStore) -> BundleRef:

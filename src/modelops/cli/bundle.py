@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from modelops.cli.common import (
     stderr,
 )
 from modelops.cli.render import bundle_view, print_check
+
+if TYPE_CHECKING:
+    from modelops.api import Registry
 
 bundle_app = typer.Typer(no_args_is_help=True, help="Build, publish and inspect bundles.")
 
@@ -37,9 +40,14 @@ PasswordStdinOption = Annotated[
 ]
 
 
-def access(insecure: bool, username: str | None, password_stdin: bool) -> dict[str, Any]:
+def registry_of(
+    host: str | None, insecure: bool, username: str | None, password_stdin: bool
+) -> Registry:
+    """The registry options as the one object the API takes."""
+    from modelops.api import Registry
+
     password = sys.stdin.read().rstrip("\r\n") if password_stdin else None
-    return {"insecure": insecure, "username": username, "password": password}
+    return Registry(host, username, password, insecure)
 
 
 @bundle_app.command("build")
@@ -77,11 +85,10 @@ def bundle_push(
     with errors_end_the_command():
         report = api.push(
             path,
-            registry,
+            registry_of(registry, insecure, username, password_stdin),
             repository,
             tag,
             force,
-            **access(insecure, username, password_stdin),
             lock=lock_mode(locked, frozen),
         )
     blobs = len(report.uploaded) + len(report.skipped)
@@ -114,7 +121,7 @@ def bundle_pull(
 
     with errors_end_the_command():
         ref, target = api.pull(
-            reference, dest, registry, **access(insecure, username, password_stdin)
+            reference, dest, registry_of(registry, insecure, username, password_stdin)
         )
     stderr.print(f"pulled {ref} into {target}", highlight=False, soft_wrap=True)
     print(target)
@@ -133,7 +140,9 @@ def bundle_inspect(
     from modelops import api
 
     with errors_end_the_command():
-        description = api.inspect(reference, registry, **access(insecure, username, password_stdin))
+        description = api.inspect(
+            reference, registry_of(registry, insecure, username, password_stdin)
+        )
     if as_json:
         print(json.dumps(description.to_dict()))
         return
@@ -151,7 +160,7 @@ def bundle_list(
     from modelops import api
 
     with errors_end_the_command():
-        listed = api.list_bundles(registry, **access(insecure, username, password_stdin))
+        listed = api.list_bundles(registry_of(registry, insecure, username, password_stdin))
     for repository, names in listed:
         print(f"{repository}\t{' '.join(names)}")
 
@@ -171,7 +180,7 @@ def bundle_login(
     else:
         password = typer.prompt("Password", hide_input=True)
     with errors_end_the_command():
-        where = api.login(registry, username, password, insecure)
+        where = api.login(api.Registry(registry, username, password, insecure))
     stderr.print(f"login succeeded; credentials stored in {where}", highlight=False, soft_wrap=True)
 
 
