@@ -30,12 +30,12 @@ from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.store_in_use import open_store
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import BundleRef, ModelOpsError, SimReturn, SimTask
-from modelops.jobs.validate import check_study
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
 from modelops.store.results import last_attempts
 from modelops.study import StudySpec, field_problem, plan
+from modelops.study.validate import check_study
 
 PLAN_CHUNK = 1000  # simulations looked up in the provenance cache at a time
 CHECKPOINT_S = 1.0  # how often stored results are marked in the cache and counts written

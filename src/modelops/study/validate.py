@@ -18,7 +18,8 @@ from modelops.sdk.wire import (
     no_entrypoint_message,
     unknown_entrypoint_message,
 )
-from modelops.study import StudySpec, field_problem
+from modelops.study.load import field_problem
+from modelops.study.spec import StudySpec
 
 
 def _problem(spec: StudySpec, loc: tuple[str | int, ...], message: str) -> ModelOpsError:
