@@ -19,7 +19,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = (
+API_NAMES = (  # the public API, `modelops.api.__all__`
     "Job",
     "LockMode",
     "Registry",
@@ -42,10 +42,10 @@ _API = (
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:  # loaded by name: the parts that import `modelops` never load the API
+    if name in API_NAMES:  # loaded by name: the parts that import `modelops` never load the API
         return getattr(importlib.import_module("modelops.api"), name)
     raise AttributeError(f"module 'modelops' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+    return sorted([*globals(), *API_NAMES])

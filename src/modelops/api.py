@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from modelops import API_NAMES
 from modelops.bundle import LayoutStore, fetch_bundle, publish
 from modelops.bundle.inspect import BundleDescription, describe_bundle
 from modelops.bundle.lock import LockMode
@@ -40,28 +41,10 @@ from modelops.runtime.describe import check_bundle as runtime_check_bundle
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobResults, open_job_results
 from modelops.store.failures import FailureSummary, failure_summary
-from modelops.study import StudySpec, load_study, sample_study
+from modelops.study import StudySpec, load_study
+from modelops.study import sample_study as sample_study  # served as modelops.sample_study
 
-__all__ = [
-    "Job",
-    "LockMode",
-    "Registry",
-    "build",
-    "cancel",
-    "check_bundle",
-    "inspect",
-    "job",
-    "list_bundles",
-    "list_jobs",
-    "login",
-    "pull",
-    "push",
-    "results",
-    "resume",
-    "run",
-    "sample_study",
-    "simulate",
-]
+__all__ = list(API_NAMES)  # one list, in modelops/__init__.py, that `import modelops` serves
 
 
 def build(

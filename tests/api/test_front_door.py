@@ -107,3 +107,11 @@ def test_a_registry_travels_as_one_object_and_keeps_its_password() -> None:
         pickle.dumps(registry)
     assert modelops.Registry.of("localhost:5000") == modelops.Registry("localhost:5000")
     assert modelops.Registry.of(registry) is registry
+
+
+def test_every_name_of_the_front_door_is_served() -> None:
+    import modelops
+    from modelops import api
+
+    assert sorted(api.__all__) == sorted(modelops.API_NAMES)
+    assert all(getattr(modelops, name) is getattr(api, name) for name in modelops.API_NAMES)

@@ -37,9 +37,8 @@ from tests.registry_servers import RunningRegistry
 from modelops import api
 from modelops.bundle import BuiltBundle, LayoutStore, build_bundle, fetch_bundle
 from modelops.bundle import build as build_module
-from modelops.bundle.build import LARGE_FILE_BYTES, Blob
+from modelops.bundle.build import LARGE_FILE_BYTES, Blob, manifest_bytes
 from modelops.bundle.config import (
-    ARTIFACT_TYPE,
     CONFIG_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     MAX_CONFIG_BYTES,
@@ -90,15 +89,7 @@ def crafted(
     config = BundleConfig(files=tuple(listed), environment=environment, wire="wire:wire")
     data = config.to_bytes()
     config_blob = Blob(CONFIG_MEDIA_TYPE, digest_of(data), len(data), data)
-    manifest = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": ARTIFACT_TYPE,
-            "config": config_blob.descriptor(),
-            "layers": [layer.descriptor() for layer in layers],
-        }
-    )
+    manifest = manifest_bytes(config_blob, layers)
     return BuiltBundle(
         BundleRef(repository, digest_of(manifest)), config, config_blob, tuple(layers), manifest
     )

@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,15 +119,7 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
         for f in own_layer
     ]
     config_blob = _bytes_blob(CONFIG_MEDIA_TYPE, config.to_bytes())
-    manifest = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": ARTIFACT_TYPE,
-            "config": config_blob.descriptor(),
-            "layers": [layer.descriptor() for layer in layers],
-        }
-    )
+    manifest = manifest_bytes(config_blob, layers)
     if config_blob.size > MAX_CONFIG_BYTES or len(manifest) > MAX_MANIFEST_BYTES:
         raise ModelOpsError(
             ErrorClass.BAD_BUNDLE,
@@ -138,6 +131,19 @@ def build_bundle(project: Path, repository: str | None = None) -> BuiltBundle:
         repository or _repository_name(root, pyproject), "sha256:" + sha256_hex(manifest)
     )
     return BuiltBundle(ref, config, config_blob, tuple(layers), manifest)
+
+
+def manifest_bytes(config_blob: Blob, layers: Sequence[Blob]) -> bytes:
+    """The OCI manifest of a bundle: canonical JSON, so its digest is the bundle's."""
+    return canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "artifactType": ARTIFACT_TYPE,
+            "config": config_blob.descriptor(),
+            "layers": [layer.descriptor() for layer in layers],
+        }
+    )
 
 
 def _bytes_blob(media_type: str, data: bytes) -> Blob:

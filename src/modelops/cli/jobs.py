@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from modelops.store.failures import FailureSummary
 
 
+JobIdArgument = Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")]
+
 jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, resume and cancel jobs.")
 results_app = typer.Typer(no_args_is_help=True, help="Show and export the results of a job.")
 
@@ -266,7 +268,7 @@ def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
 
 @jobs_app.command("show")
 def jobs_show(
-    job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job_id: JobIdArgument,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """A job's state, counts, bundle, where its results are, and why simulations failed."""
@@ -284,7 +286,7 @@ def jobs_show(
 
 @jobs_app.command("errors")
 def jobs_errors(
-    job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job_id: JobIdArgument,
     sim: Annotated[
         str | None,
         typer.Option(
@@ -357,7 +359,7 @@ def _write_json_list(items: Iterator[dict]) -> None:
 
 @jobs_app.command("resume")
 def jobs_resume(
-    job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job_id: JobIdArgument,
     scheduler: SchedulerOption = None,
     workers: WorkersOption = None,
 ) -> None:
@@ -371,7 +373,7 @@ def jobs_resume(
 
 @jobs_app.command("cancel")
 def jobs_cancel(
-    job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job_id: JobIdArgument,
 ) -> None:
     """Stop a running job; what it finished is kept."""
     from modelops.jobs import cancel_job
@@ -383,7 +385,7 @@ def jobs_cancel(
 
 @results_app.command("show")
 def results_show(
-    job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job_id: JobIdArgument,
     output: Annotated[
         str | None, typer.Argument(help="An output name, or `simulations`; default: the first.")
     ] = None,
@@ -455,7 +457,7 @@ def _chosen_columns(columns: str | None, available: list[str]) -> list[str] | No
 
 @results_app.command("export")
 def results_export(
-    job_id: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job_id: JobIdArgument,
     out: Annotated[Path, typer.Option("--out", help="Folder to write into.")],
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
