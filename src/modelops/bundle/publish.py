@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelops.bundle.build import build_bundle
+from modelops.bundle.build import BuiltBundle, build_bundle
+from modelops.bundle.inspect import BundleDescription, describe_built, describe_bundle
 from modelops.bundle.layout import LayoutStore
 from modelops.bundle.lock import LockMode, check_lock
-from modelops.bundle.registry import PushReport, push_bundle
-from modelops.bundle.store_in_use import Registry, open_store, parse_reference
+from modelops.bundle.registry import PushReport, RegistrySource, push_bundle
+from modelops.bundle.store_in_use import Registry, StoreInUse, parse_reference
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 from modelops.settings import Settings
 
@@ -50,23 +51,32 @@ def push_project(
 
 
 def resolve_bundle(
-    path_or_ref: str | Path, settings: Settings, lock: LockMode = LockMode.UPDATE
-) -> BundleRef:
-    """A project folder is built and published to the bundle store in use (pushed, when a
-    registry is configured); anything else must name a bundle in that store, checked here
-    so a typo fails before any cluster starts."""
+    path_or_ref: str | Path, store: StoreInUse, lock: LockMode = LockMode.UPDATE
+) -> BundleDescription:
+    """A project folder is built and published to `store`, the bundle store in use (pushed,
+    when it is a registry); anything else must name a bundle in it, checked here so a typo
+    fails before any cluster starts. Either way the bundle comes back described, its
+    manifest and config read at most once (a folder's not at all), for the caller to pass
+    down rather than read again."""
     text = str(path_or_ref)
     if Path(text).is_dir():
-        if settings.bundle_registry:
-            return push_project(Path(text), settings, lock=lock).ref
-        return store_locally(Path(text), settings, lock=lock)
+        return describe_built(_publish(Path(text), store, lock))
     if "@" not in text and ":" not in text:
         raise ModelOpsError(
             ErrorClass.BAD_REFERENCE,
             f"{text!r} is neither a project folder nor a bundle reference "
             "(repository@sha256:<64 hex>, or repository:tag)",
         )
-    store = open_store(settings)
-    ref = parse_reference(text, store)
-    store.read_manifest(ref)
-    return ref
+    return describe_bundle(parse_reference(text, store), store)
+
+
+def _publish(project: Path, store: StoreInUse, lock: LockMode) -> BuiltBundle:
+    """Into the store the caller opened: stored in the embedded folder, or pushed to the
+    registry it is; the built bundle is returned, so nothing needs reading back."""
+    check_lock(project, lock)
+    bundle = build_bundle(project)
+    if isinstance(store, RegistrySource):
+        push_bundle(bundle, store.client)
+    else:
+        store.put(bundle)
+    return bundle

@@ -24,6 +24,9 @@ class BundleStore(BundleSource, Protocol):
     def resolve_tag(self, repository: str, tag: str) -> BundleRef: ...
 
 
+StoreInUse = LayoutStore | RegistrySource  # what `open_store` opens: the folder or a registry
+
+
 def registry_client(
     registry: str,
     insecure: bool = False,
@@ -65,9 +68,9 @@ class Registry:
         return registry_client(host, insecure, self.username, self.password)
 
 
-def open_store(
-    settings: Settings, registry: Registry | None = None
-) -> LayoutStore | RegistrySource:
+def open_store(settings: Settings, registry: Registry | None = None) -> StoreInUse:
+    """The bundle store in use, opened once per call and handed to whatever in the call
+    reads or publishes bundles."""
     client = (registry or Registry()).client(settings)
     return LayoutStore(settings.bundle_store) if client is None else RegistrySource(client)
 

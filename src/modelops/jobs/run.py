@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import psutil
 
 from modelops import __version__
-from modelops.bundle.inspect import describe_bundle
+from modelops.bundle.inspect import BundleDescription, DescribedSource, describe_bundle
 from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
-from modelops.bundle.store_in_use import open_store
+from modelops.bundle.store_in_use import StoreInUse, open_store
 from modelops.cluster import open_cluster, run_tasks
 from modelops.contracts import BundleRef, ModelOpsError, SimReturn, SimTask
 from modelops.runtime.describe import SDK_WIRE, describe_models
@@ -72,21 +72,21 @@ def run_study(
 ) -> JobRecord:
     """Publish the study's bundle, record a new job, and run it to the end."""
     settings = settings or Settings.from_env()
-    ref = _bundle_of(spec, settings, lock)
+    bundle_store, bundle = _bundle_of(spec, settings, lock)
     if scheduler is None:  # the models can be asked here, in the environment workers use
-        _check_against_models(spec, ref, settings)
+        _check_against_models(spec, bundle, bundle_store, settings)
     records = JobRecords(settings.jobs_db)
     store = ResultStore(settings.results_root)
     job = records.create(
         name=spec.name,
-        bundle=str(ref),
+        bundle=str(bundle.ref),
         spec=spec.model_dump(mode="json"),
         results=settings.results_root,
         total=spec.n_simulations,
     )
     if on_start:
         on_start(job)
-    return _run(job, spec, ref, settings, records, store, scheduler, n_workers, on_progress)
+    return _run(job, spec, bundle, records, store, scheduler, n_workers, on_progress)
 
 
 def resume_job(
@@ -102,18 +102,9 @@ def resume_job(
     job = records.get(job_id)  # a unique prefix will do; the lock is taken by the full id
     # a record written before studies had seed_bits was planned with 64-bit seeds
     spec = StudySpec.model_validate({"seed_bits": 64, **job.spec})
+    bundle = describe_bundle(BundleRef.parse(job.bundle), open_store(settings))
     store = ResultStore(job.results)
-    return _run(
-        job,
-        spec,
-        BundleRef.parse(job.bundle),
-        settings,
-        records,
-        store,
-        scheduler,
-        n_workers,
-        on_progress,
-    )
+    return _run(job, spec, bundle, records, store, scheduler, n_workers, on_progress)
 
 
 def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
@@ -139,21 +130,29 @@ def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     return records.get(job.job_id)
 
 
-def _bundle_of(spec: StudySpec, settings: Settings, lock: LockMode) -> BundleRef:
-    """Built and published, or located, before any job exists; a problem names the line."""
+def _bundle_of(
+    spec: StudySpec, settings: Settings, lock: LockMode
+) -> tuple[StoreInUse, BundleDescription]:
+    """The bundle store in use, opened once for the whole run, and the study's bundle in it:
+    built and published, or located, and described, before any job exists; a problem
+    (opening the store included) names the study's line."""
     folder = spec.bundle_path()
     try:
-        return resolve_bundle(folder if folder is not None else spec.bundle, settings, lock)
+        bundle_store = open_store(settings)
+        bundle = resolve_bundle(folder if folder is not None else spec.bundle, bundle_store, lock)
     except ModelOpsError as exc:
         raise field_problem(spec, ("bundle",), exc) from None
+    return bundle_store, bundle
 
 
-def _check_against_models(spec: StudySpec, ref: BundleRef, settings: Settings) -> None:
-    store = open_store(settings)
-    if describe_bundle(ref, store).config.wire != SDK_WIRE:
+def _check_against_models(
+    spec: StudySpec, bundle: BundleDescription, bundle_store: StoreInUse, settings: Settings
+) -> None:
+    if bundle.config.wire != SDK_WIRE:
         return
     try:
-        models = describe_models(ref, store, settings.cache)
+        # the fetch that asks the models reads only layers: manifest and config are in hand
+        models = describe_models(bundle.ref, DescribedSource(bundle_store, bundle), settings.cache)
     except ModelOpsError as exc:
         raise field_problem(spec, ("bundle",), exc) from None
     check_study(spec, models)
@@ -262,8 +261,7 @@ class _JobRun:
 def _run(
     job: JobRecord,
     spec: StudySpec,
-    ref: BundleRef,
-    settings: Settings,
+    bundle: BundleDescription,
     records: JobRecords,
     store: ResultStore,
     scheduler: str | None,
@@ -276,8 +274,9 @@ def _run(
         # results an earlier run committed but was killed before reporting: reported now
         for stored in store.open(job.job_id).stored_here():
             records.record_results(job.job_id, stored)
-        environment = describe_bundle(ref, open_store(settings)).config.environment
-        run = _JobRun(job, spec, ref, records, store, on_progress)
+        run = _JobRun(job, spec, bundle.ref, records, store, on_progress)
+        if on_progress:  # the job's id and size show before its first result
+            on_progress(run.progress)
         started = time.time()
         state = JobState.FAILED
         try:
@@ -299,6 +298,7 @@ def _run(
             if state is None:
                 state = _state_of(counts)
             records.finish(job.job_id, state)
+            environment = bundle.config.environment
             store.write_manifest(
                 job.job_id,
                 {
@@ -306,7 +306,7 @@ def _run(
                     "name": spec.name,
                     "state": state.value,
                     "spec": spec.model_dump(mode="json"),
-                    "bundle": str(ref),
+                    "bundle": str(bundle.ref),
                     "environment": {
                         "kind": environment.kind,
                         "files": list(environment.files),
