@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from modelops.store import JobRecords, ResultStore, export_job
+from modelops.store import JobRecords, ResultStore
 from modelops.store.rows import FLUSH
 from tests.store import crash_writer, crashfs
 from tests.store.helpers import meta
@@ -128,7 +128,7 @@ def test_a_client_killed_at_any_step_leaves_one_row_set_per_simulation(
     assert results.attempts().collect().height == len(SIMS)  # no simulation ran twice
     assert len(JobRecords(db).cached_results(every)) == len(SIMS)
 
-    exported = export_job(results, tmp_path / "export", "csv")
+    exported = results.export(tmp_path / "export", "csv")
     assert [path.name for path in exported] == [
         "incidence.csv",
         "summary.csv",

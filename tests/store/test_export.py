@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from modelops.contracts import Artifact, ErrorClass, ModelOpsError, SimReturn
-from modelops.store import JobResults, ResultStore, export_job
+from modelops.store import JobResults, ResultStore
 from tests.store.helpers import failed, meta, succeeded, table_artifact
 
 BLOB = bytes(range(256))
@@ -53,7 +53,7 @@ def sorted_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 def test_export_parquet_reads_back_equal(tmp_path: Path) -> None:
     results = make_job(tmp_path / "results")
-    written = export_job(results, tmp_path / "out", "parquet")
+    written = results.export(tmp_path / "out", "parquet")
     assert [p.name for p in written] == ["blob.parquet", "incidence.parquet", "simulations.parquet"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
     for output in ("blob", "incidence"):
@@ -75,7 +75,7 @@ def test_export_parquet_reads_back_equal(tmp_path: Path) -> None:
 
 def test_export_csv_writes_binary_as_base64_and_lists_as_json(tmp_path: Path) -> None:
     results = make_job(tmp_path / "results")
-    written = export_job(results, tmp_path / "out", "csv")
+    written = results.export(tmp_path / "out", "csv")
     assert [p.name for p in written] == ["blob.csv", "incidence.csv", "simulations.csv"]
 
     blob = sorted_frame(
@@ -103,5 +103,5 @@ def test_export_csv_writes_binary_as_base64_and_lists_as_json(tmp_path: Path) ->
 def test_export_refuses_unknown_formats(tmp_path: Path) -> None:
     results = make_job(tmp_path / "results")
     with pytest.raises(ModelOpsError) as bad:
-        export_job(results, tmp_path / "out", "xlsx")  # type: ignore[arg-type]
+        results.export(tmp_path / "out", "xlsx")  # type: ignore[arg-type]
     assert bad.value.info.error_class is ErrorClass.BAD_INPUT

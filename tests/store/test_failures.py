@@ -14,13 +14,7 @@ import pytest
 
 from modelops.contracts import ErrorClass, ErrorInfo, ModelOpsError, SimReturn
 from modelops.store import ResultStore, SimMeta
-from modelops.store.failures import (
-    failed_simulations,
-    failure_summary,
-    find_simulation,
-    simulation_params,
-    to_failed_simulations,
-)
+from modelops.store.failures import FailedSimulation
 from tests.store.helpers import succeeded, table_artifact
 
 
@@ -89,7 +83,7 @@ def mixed_job(store: ResultStore) -> None:
 def test_failures_are_grouped_by_cause_with_a_real_example(store: ResultStore) -> None:
     mixed_job(store)
 
-    summary = failure_summary(store.open("job-a"), limit=3)
+    summary = store.open("job-a").failures(limit=3)
 
     assert summary.failed == 16
     assert summary.total_groups == 6 and summary.more_groups == 3
@@ -118,7 +112,7 @@ def test_failures_are_grouped_by_cause_with_a_real_example(store: ResultStore) -
     assert second.example.traceback_tail() == []
     assert (third.error_type, third.count, third.example.replicate) == ("KeyError", 1, 0)
 
-    everything = failure_summary(store.open("job-a"), limit=10)
+    everything = store.open("job-a").failures(limit=10)
     assert everything.more_groups == 0
     assert [g.error_type for g in everything.groups] == [
         "ValueError", "ChildCrashed", "KeyError", "TypeError", "OSError", "ZeroDivisionError",
@@ -131,12 +125,12 @@ def test_failures_are_grouped_by_cause_with_a_real_example(store: ResultStore) -
 def test_a_job_without_failures_has_an_empty_summary(store: ResultStore) -> None:
     m = sim_meta(0, 0, 0, beta=0.1)
     write_job(store, "job-ok", [(m, succeeded(m, incidence=table_artifact({"t": [0]})))])
-    assert failure_summary(store.open("job-ok")).to_dict() == {
+    assert store.open("job-ok").failures().to_dict() == {
         "failed": 0,
         "groups": [],
         "more_groups": 0,
     }
-    assert failure_summary(store.open("job-nothing-yet")).failed == 0
+    assert store.open("job-nothing-yet").failures().failed == 0
 
 
 def test_only_the_last_attempt_counts(store: ResultStore) -> None:
@@ -158,12 +152,12 @@ def test_only_the_last_attempt_counts(store: ResultStore) -> None:
             (still, failure(still, ErrorClass.TIMEOUT, "Timeout", "timeout after 5 s")),
         ],
     )
-    summary = failure_summary(store.open("job-r"))
+    summary = store.open("job-r").failures()
     assert summary.failed == 1
     assert [(g.error_class, g.example.message) for g in summary.groups] == [
         ("timeout", "timeout after 5 s")
     ]
-    listed = failed_simulations(store.open("job-r")).collect()
+    listed = store.open("job-r").failed_simulations().collect()
     assert listed["sim_id"].to_list() == [still.task_id]
 
 
@@ -171,12 +165,12 @@ def test_failed_simulations_are_listed_in_study_order_without_tracebacks(
     store: ResultStore,
 ) -> None:
     mixed_job(store)
-    frame = failed_simulations(store.open("job-a")).collect()
+    frame = store.open("job-a").failed_simulations().collect()
     assert frame.height == 16
     assert "error_traceback" not in frame.columns and "logs" not in frame.columns
     order = list(zip(frame["param_set"], frame["replicate"], strict=True))
     assert order == sorted(order)
-    sims = list(to_failed_simulations(frame))
+    sims = list(FailedSimulation.from_rows(frame))
     assert sims[0].params == {"beta": 0.3, "days": 90}
     assert sims[0].to_dict(full=False)["error"] == {
         "class": "model",
@@ -188,22 +182,22 @@ def test_failed_simulations_are_listed_in_study_order_without_tracebacks(
 def test_one_simulation_in_full_by_a_unique_prefix(store: ResultStore) -> None:
     mixed_job(store)
     results = store.open("job-a")
-    target = failed_simulations(results).collect().row(0, named=True)["sim_id"]
+    target = results.failed_simulations().collect().row(0, named=True)["sim_id"]
 
-    found = find_simulation(results, target[:6])
+    found = results.simulation(target[:6])
 
     assert found.sim_id == target
     assert found.traceback == traceback_of("KeyError: no")
     assert found.logs == f"log of {target}\n"
     assert found.to_dict()["error"]["traceback"] == found.traceback
-    assert find_simulation(results, target).sim_id == target
+    assert results.simulation(target).sim_id == target
 
     with pytest.raises(ModelOpsError) as many:
-        find_simulation(results, "00")  # every id here starts with 00
+        results.simulation("00")  # every id here starts with 00
     assert many.value.info.error_class is ErrorClass.BAD_INPUT
     assert "matches several" in str(many.value)
     with pytest.raises(ModelOpsError) as none:
-        find_simulation(results, "ffff")
+        results.simulation("ffff")
     assert none.value.info.error_class is ErrorClass.NOT_FOUND
 
 
@@ -211,7 +205,7 @@ def test_parameters_of_chosen_simulations(store: ResultStore) -> None:
     mixed_job(store)
     results = store.open("job-a")
     ids = results.simulations().select("sim_id").head(2).collect()["sim_id"].to_list()
-    params = simulation_params(results, ids)
+    params = results.params_of(ids)
     assert set(params) == set(ids)
     assert all(set(p) == {"beta", "days"} for p in params.values())
 
@@ -223,15 +217,14 @@ SUMMARISE = textwrap.dedent(
     """
     import resource, sys, time
     from modelops.store import ResultStore
-    from modelops.store.failures import failed_simulations, failure_summary
     import polars as pl
 
     results = ResultStore(sys.argv[1]).open("big")
     results.simulations().select(pl.len()).collect()  # polars warmed up: its pools exist
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
-    summary = failure_summary(results, limit=5)
-    listed = failed_simulations(results).select(pl.len()).collect().item()
+    summary = results.failures(limit=5)
+    listed = results.failed_simulations().select(pl.len()).collect().item()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(summary.failed, summary.total_groups, listed, (after - before) // 1024,
           round(time.monotonic() - started, 2))

@@ -3,15 +3,7 @@
 Knows nothing of Dask: the cluster hands results in one at a time (`JobWriter.add`).
 """
 
-from modelops.store.export import export_job
-from modelops.store.failures import (
-    FailedSimulation,
-    FailureGroup,
-    FailureSummary,
-    failed_simulations,
-    failure_summary,
-    find_simulation,
-)
+from modelops.store.failures import FailedSimulation, FailureGroup, FailureSummary
 from modelops.store.jobs import JobCounts, JobRecord, JobRecords, JobState, new_job_id
 from modelops.store.results import JobResults, ResultStore, SimMeta, open_job_results
 from modelops.store.writer import JobWriter
@@ -28,10 +20,6 @@ __all__ = [
     "JobWriter",
     "ResultStore",
     "SimMeta",
-    "export_job",
-    "failed_simulations",
-    "failure_summary",
-    "find_simulation",
     "new_job_id",
     "open_job_results",
 ]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.store.location import encode_name
-from modelops.store.results import JobResults
+
+if TYPE_CHECKING:  # results.py offers `JobResults.export`, which is this
+    from modelops.store.results import JobResults
 
 Format = Literal["parquet", "csv"]
 SIMULATIONS = "simulations"

@@ -14,7 +14,7 @@ example: the simulation of the lowest parameter set and replicate that failed th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,7 +33,6 @@ __all__ = [
     "find_simulation",
     "message_pattern",
     "simulation_params",
-    "to_failed_simulations",
 ]
 
 SHORT_ID = 12
@@ -87,6 +86,12 @@ class FailedSimulation:
     traceback: str | None = None
     logs: str | None = None
     worker: str | None = None
+
+    @classmethod
+    def from_rows(cls, frame: pl.DataFrame) -> Iterator[FailedSimulation]:
+        """Rows of `failed_simulations` as objects, one at a time."""
+        for row in frame.iter_rows(named=True):
+            yield _simulation(row | {"status": "failed"})
 
     @property
     def short_id(self) -> str:
@@ -213,12 +218,6 @@ def failed_simulations(results: HasSimulations) -> pl.LazyFrame:
     sim_id, param_set, replicate, seed, params_json, error_class, error_type,
     error_message, attempts."""
     return _failed(results).select(_LIST_COLUMNS).sort(*_ORDER)
-
-
-def to_failed_simulations(frame: pl.DataFrame) -> Iterable[FailedSimulation]:
-    """Rows of `failed_simulations` as objects."""
-    for row in frame.iter_rows(named=True):
-        yield _simulation(row | {"status": "failed"})
 
 
 def find_simulation(results: HasSimulations, sim_id: str) -> FailedSimulation:

@@ -15,13 +15,22 @@ holds each simulation's last attempt, and an output holds only the rows that att
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.store.export import Format, export_job
+from modelops.store.failures import (
+    FailedSimulation,
+    FailureSummary,
+    failed_simulations,
+    failure_summary,
+    find_simulation,
+    simulation_params,
+)
 from modelops.store.jobs import JobRecords
 from modelops.store.location import Location, check_job_id, decode_name, encode_name
 from modelops.store.parts import list_parts
@@ -214,6 +223,29 @@ class JobResults:
         )
         for start in range(0, len(ids), STORED_BATCH):
             yield ids[start : start + STORED_BATCH].to_list()
+
+    def failures(self, limit: int = 5) -> FailureSummary:
+        """Failed simulations grouped by cause (`store.failures`), the `limit` commonest
+        causes each with a real example: what `mops run` shows."""
+        return failure_summary(self, limit)
+
+    def failed_simulations(self) -> pl.LazyFrame:
+        """One row per failed simulation in study order, without tracebacks or logs; rows
+        become objects with `FailedSimulation.from_rows`."""
+        return failed_simulations(self)
+
+    def simulation(self, sim_id: str) -> FailedSimulation:
+        """One simulation's last attempt in full, traceback and logs included; a unique
+        prefix of its id will do."""
+        return find_simulation(self, sim_id)
+
+    def params_of(self, sim_ids: Iterable[str]) -> dict[str, dict]:
+        """sim_id -> the parameters it ran with, for these simulations only."""
+        return simulation_params(self, sim_ids)
+
+    def export(self, out_dir: Path, fmt: Format = "parquet") -> list[Path]:
+        """Each output and the simulations table as one Parquet or CSV file in `out_dir`."""
+        return export_job(self, out_dir, fmt)
 
     def _attempts(self) -> pl.LazyFrame:
         location = self._store.location
