@@ -1,15 +1,13 @@
 """`mops study sample`: a study spec from command-line words, e.g. `--dim beta=0.1:0.9`.
 
 Dimensions are `NAME=[int:][log:]LOW:HIGH[:POINTS]` (float unless `int`; `POINTS` for grids);
-fixed values are `NAME=VALUE` with VALUE read as a TOML value (`90`, `0.5`, `true`,
-`[1, 2]`), or as text when it is not one (`north`). A mistake is one line naming the
-argument it came from.
+fixed values are `NAME=VALUE`, read as every command reads them
+(`modelops.contracts.assignments`). A mistake is one line naming the argument it came from.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.contracts.assignments import read_assignments
 from modelops.study.errors import Loc, dotted
 from modelops.study.load import first_problem
 from modelops.study.spec import StudySpec
@@ -43,8 +42,8 @@ def sample_study(
     """The spec `mops study sample` writes. With `out` (where the file will be written), a
     bundle folder given relative to the working directory is rewritten relative to the
     file's folder, as the file format expects, and `source` is set to `out`."""
-    dim_args = _by_name(dims, "--dim", _parse_dim)
-    fixed_args = _by_name(fixed, "--fixed", _parse_fixed)
+    dim_args = read_assignments(dims, "--dim", _parse_dim, _DIM_FORM)
+    fixed_args = read_assignments(fixed, "--fixed")
     parameters: dict[str, Any] = {"sampler": sampler}
     if n is not None:
         parameters["n"] = n
@@ -88,22 +87,7 @@ def sample_study(
     return spec.model_copy(update={"source": Path(out) if out is not None else None})
 
 
-def _by_name(texts: Sequence[str], option: str, parse: Any) -> dict[str, tuple[str, Any]]:
-    """`{name: (argument as given, parsed value)}`, refusing a name given twice."""
-    out: dict[str, tuple[str, Any]] = {}
-    for text in texts:
-        name, sep, rest = text.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            form = "NAME=VALUE, e.g. days=90" if option == "--fixed" else _DIM_FORM
-            raise _bad(option, text, f"expected {form}")
-        if name in out:
-            raise _bad(option, text, f"'{name}' is given twice")
-        out[name] = (text, parse(option, text, rest.strip()))
-    return out
-
-
-def _parse_dim(option: str, text: str, spec: str) -> dict[str, Any]:
+def _parse_dim(spec: str) -> dict[str, Any]:
     parts = [part.strip() for part in spec.split(":")]
     dim: dict[str, Any] = {}
     while parts and parts[0].lower() in _FLAGS:
@@ -113,13 +97,11 @@ def _parse_dim(option: str, text: str, spec: str) -> dict[str, Any]:
         else:
             dim["type"] = flag
     if len(parts) not in (2, 3):
-        raise _bad(option, text, f"expected {_DIM_FORM}")
+        raise ValueError(f"expected {_DIM_FORM}")
     try:
         numbers = [_number(part) for part in parts]
     except ValueError:
-        raise _bad(
-            option, text, f"LOW, HIGH and POINTS must be numbers; expected {_DIM_FORM}"
-        ) from None
+        raise ValueError(f"LOW, HIGH and POINTS must be numbers; expected {_DIM_FORM}") from None
     dim["low"], dim["high"] = numbers[0], numbers[1]
     if len(numbers) == 3:
         dim["points"] = numbers[2]
@@ -133,14 +115,6 @@ def _number(text: str) -> int | float:
         return float(text)
 
 
-def _parse_fixed(option: str, text: str, raw: str) -> Any:
-    """A TOML value when `raw` is one (`90`, `true`, `[1, 2]`, `"x"`), else the text."""
-    try:
-        return tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
 def _bundle_for(bundle: str, out: Path | None) -> str:
     folder = Path(bundle)
     if out is None or folder.is_absolute():
@@ -149,7 +123,3 @@ def _bundle_for(bundle: str, out: Path | None) -> str:
         return bundle  # a reference, not a folder
     base = os.path.abspath(Path(out).parent)
     return Path(os.path.relpath(os.path.abspath(folder), base)).as_posix()
-
-
-def _bad(option: str, text: str, message: str) -> ModelOpsError:
-    return ModelOpsError(ErrorClass.BAD_INPUT, f"{option} {text!r}: {message}")
