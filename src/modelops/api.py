@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from modelops import API_NAMES
 from modelops.bundle import LayoutStore, fetch_bundle, publish
-from modelops.bundle.inspect import BundleDescription, describe_bundle
+from modelops.bundle.inspect import BundleDescription, DescribedSource, describe_bundle
 from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
@@ -39,12 +39,28 @@ from modelops.jobs.run import ProgressCallback
 from modelops.runtime.describe import BundleCheck
 from modelops.runtime.describe import check_bundle as runtime_check_bundle
 from modelops.settings import Settings
-from modelops.store import JobCounts, JobRecord, JobRecords, JobResults, open_job_results
-from modelops.store.failures import FailureSummary, failure_summary
-from modelops.study import StudySpec, load_study
-from modelops.study import sample_study as sample_study  # served as modelops.sample_study
+from modelops.store import (
+    JobCounts,
+    JobRecord,
+    JobRecords,
+    JobResults,
+    ResultStore,
+    open_job_results,
+)
+from modelops.store.failures import FailedSimulation as FailedSimulation
+from modelops.store.failures import FailureSummary
+from modelops.study import StudySpec, study_toml
+from modelops.study import StudyWarning as StudyWarning
+from modelops.study import load_study as load_study  # served as modelops.load_study
+from modelops.study import sample_study as study_from_words
+from modelops.templates import LockWarning as LockWarning
+from modelops.templates import ProjectError as ProjectError
+from modelops.templates import create_project
 
 __all__ = list(API_NAMES)  # one list, in modelops/__init__.py, that `import modelops` serves
+# Beside them, `modelops.api` holds the types they take and give (BundleCheck, FailureSummary,
+# JobResults, PushReport, RunLimits, Settings, SimReturn, StudyWarning, ...) for annotations
+# and `except` clauses; the CLI imports nothing else.
 
 
 def build(
@@ -137,7 +153,7 @@ def login(registry: Registry) -> str:
 
 def resolve(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleRef:
     """A project folder is built and published; a reference must name a stored bundle."""
-    return publish.resolve_bundle(path_or_ref, Settings.from_env(), lock)
+    return publish.resolve_bundle(path_or_ref, open_store(Settings.from_env()), lock).ref
 
 
 def simulate(
@@ -172,8 +188,11 @@ def check_bundle(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleCh
     a typo shows before any job. Another bundle's wire is imported, never called: its
     entrypoints are whatever it accepts (`models` is None)."""
     settings = Settings.from_env()
-    ref = publish.resolve_bundle(path_or_ref, settings, lock)
-    return runtime_check_bundle(ref, open_store(settings), settings.cache)
+    bundle_store = open_store(settings)
+    bundle = publish.resolve_bundle(path_or_ref, bundle_store, lock)
+    # the check's fetch reads only layers from the store: the manifest and config are in hand
+    source = DescribedSource(bundle_store, bundle)
+    return runtime_check_bundle(bundle.ref, source, settings.cache)
 
 
 # --- studies and jobs -----------------------------------------------------------------------
@@ -199,8 +218,17 @@ class Job:
         return self.record.counts
 
     @property
+    def name(self) -> str | None:
+        return self.record.name
+
+    @property
     def bundle(self) -> str:
         return self.record.bundle
+
+    @property
+    def results_url(self) -> str:
+        """Where the job's Parquet parts are: a folder or an fsspec URL."""
+        return ResultStore(self.record.results).job_url(self.id)
 
     @property
     def results(self) -> JobResults:
@@ -209,7 +237,7 @@ class Job:
 
     def failures(self, limit: int = 5) -> FailureSummary:
         """Failed simulations grouped by cause, each with an example: what `mops run` shows."""
-        return failure_summary(self.results, limit)
+        return self.results.failures(limit)
 
     def refresh(self) -> Job:
         return job(self.id)
@@ -222,16 +250,58 @@ class Job:
         )
 
 
+def sample_study(
+    bundle: str | Path,
+    *,
+    sampler: str = "sobol",
+    n: int | None = None,
+    dims: Iterable[str] = (),
+    fixed: Iterable[str] = (),
+    replicates: int = 1,
+    seed: int = 0,
+    seed_bits: int = 32,
+    entrypoint: str = "",
+    outputs: Iterable[str] | None = None,
+    name: str | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+) -> StudySpec:
+    """A study of the common cases in the words `mops study sample` takes: `dims` like
+    `beta=0.1:0.9` or `contacts=int:2:20`, `fixed` like `days=90`. With `out`, the study is
+    also written there as a study file; an existing file is replaced only with `force`."""
+    if out is not None and Path(out).exists() and not force:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT, f"{out} exists; pass --force (force=True) to overwrite it"
+        )
+    spec = study_from_words(
+        bundle,
+        sampler=sampler,
+        n=n,
+        dims=list(dims),
+        fixed=list(fixed),
+        replicates=replicates,
+        seed=seed,
+        seed_bits=seed_bits,
+        entrypoint=entrypoint,
+        outputs=list(outputs) if outputs is not None else None,
+        name=name,
+        out=Path(out) if out is not None else None,
+    )
+    if out is not None:
+        Path(out).write_text(study_toml(spec))
+    return spec
+
+
 def run(
     study: str | Path | StudySpec,
     scheduler: str | None = None,
     workers: int | None = None,
     lock: LockMode = LockMode.UPDATE,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
 ) -> Job:
     """Run a study file (or a `StudySpec`) to the end: every simulation the store does not
-    hold yet, results streamed into it. Shows a progress bar unless `progress=False`
-    (rich's, which notebooks display too)."""
+    hold yet, results streamed into it. `progress` shows rich's bar (notebooks display it
+    too); False shows nothing, and a function gets a `JobProgress` after every result."""
     spec = study if isinstance(study, StudySpec) else load_study(Path(study))
     with _progress_bar(progress, spec.n_simulations) as on_progress:
         record = run_study(
@@ -241,13 +311,22 @@ def run(
 
 
 def resume(
-    job_id: str, scheduler: str | None = None, workers: int | None = None, progress: bool = True
+    job_id: str,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool | ProgressCallback = True,
 ) -> Job:
     """Run what a job has not finished: its missing and failed simulations, nothing else."""
     total = job(job_id).counts.total
     with _progress_bar(progress, total) as on_progress:
         record = resume_job(job_id, scheduler=scheduler, n_workers=workers, on_progress=on_progress)
     return Job(record)
+
+
+def init_project(name: str, template: str = "sir", directory: Path = Path(".")) -> Path:
+    """Create a model project from a template (`sir` or `blank`) in `directory/name`, with
+    a uv.lock, ready for `modelops.run(folder / "study.toml")`."""
+    return create_project(name, template, Path(directory))
 
 
 def cancel(job_id: str) -> Job:
@@ -272,16 +351,21 @@ def results(job_id: str) -> JobResults:
 
 
 @contextmanager
-def _progress_bar(shown: bool, total: int) -> Iterator[ProgressCallback | None]:
-    if not shown:
+def _progress_bar(
+    progress: bool | ProgressCallback, total: int
+) -> Iterator[ProgressCallback | None]:
+    if progress is False:
         yield None
+        return
+    if callable(progress):
+        yield progress
         return
     with Progress(
         TextColumn("simulations"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     ) as bar:
         task = bar.add_task("simulations", total=total)
 
-        def update(progress: JobProgress) -> None:
-            bar.update(task, completed=progress.done)
+        def update(state: JobProgress) -> None:
+            bar.update(task, completed=state.done)
 
         yield update

@@ -39,7 +39,8 @@ if __name__ == "__main__":
     spec = modelops.sample_study(
         "model", sampler="grid", dims=["beta=0.1:0.9:5"], replicates=2, seed=7, out=Path("s.toml")
     )
-    job = modelops.run(spec, workers=1, progress=False)
+    seen = []
+    job = modelops.run(spec, workers=1, progress=lambda state: seen.append(state.done))
     incidence = job.results["incidence"].collect()
     failures = job.failures()
     one = modelops.simulate("model", params={"beta": 0.2}, seed=3)
@@ -54,6 +55,8 @@ if __name__ == "__main__":
         "listed": [j.id for j in modelops.list_jobs()],
         "groups": [[g.count, g.example.message] for g in failures.groups],
         "one": one.ok,
+        "file": modelops.load_study("s.toml") == spec,
+        "progress": [seen[0], seen[-1], len(seen)],
     }))
 """
 
@@ -83,6 +86,8 @@ def test_a_notebook_uses_only_the_front_door(tmp_path: Path) -> None:
     [(count, message)] = seen["groups"]
     assert count == 4 and "too high for this model" in message
     assert seen["one"] is True
+    assert seen["file"] is True  # `out=` wrote the study file `mops run` would read
+    assert seen["progress"] == [0, 10, 11]  # once before any result, then after each
 
 
 def test_import_modelops_loads_nothing_until_used() -> None:

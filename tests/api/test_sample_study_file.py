@@ -34,12 +34,21 @@ def test_an_existing_file_is_kept_unless_forced(tmp_path: Path) -> None:
     out = tmp_path / "study.toml"
     out.write_text("# mine\n")
     words = dict(sampler="list", fixed=["days=90"], out=out)
-    with pytest.raises(modelops.ModelOpsError, match="study.toml exists; pass --force"):
+    with pytest.raises(modelops.ModelOpsError, match=r"study\.toml exists; pass --force"):
         modelops.sample_study(tmp_path / "model", **words)  # type: ignore[arg-type]
     assert out.read_text() == "# mine\n"
+    command = ["study", "sample", "--bundle", "model", "--sampler", "list"]
     refused = subprocess.run(
-        [sys.executable, "-m", "modelops.cli", "study", "sample", "--bundle", "model"]
-        + ["--sampler", "list", "--fixed", "days=90", "--out", "study.toml"],
+        [
+            sys.executable,
+            "-m",
+            "modelops.cli",
+            *command,
+            "--fixed",
+            "days=90",
+            "--out",
+            "study.toml",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

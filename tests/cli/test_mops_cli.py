@@ -150,7 +150,7 @@ def test_bad_param_syntax_is_a_clear_error() -> None:
     code, doc = sim_json(str(SMOKE_BUNDLE), "-p", "beta")
     assert code == 1
     assert doc["error"]["class"] == "bad_input"
-    assert "'beta' is not name=value" in doc["error"]["message"]
+    assert doc["error"]["message"] == "-p 'beta': expected NAME=VALUE, e.g. days=90"
 
 
 def test_smoke_test_command_passes_and_reports() -> None:

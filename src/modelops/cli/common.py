@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -63,18 +62,6 @@ def show_warnings_as_lines() -> None:
             default(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """`name=value`; the value is read as JSON when it parses (numbers, true, lists), else text."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name.strip():
-        raise typer.BadParameter(f"{text!r} is not name=value")
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return name.strip(), value
 
 
 def parse_size(text: str) -> float:

@@ -1,4 +1,4 @@
-"""`mops init`: start a model project from a template (thin: modelops.templates does it)."""
+"""`mops init`: start a model project from a template (`modelops.init_project` does it)."""
 
 from __future__ import annotations
 
@@ -21,17 +21,17 @@ def init(
     ] = Path("."),
 ) -> None:
     """Create a model project: pyproject.toml, model.py, study.toml, README.md, uv.lock."""
-    from modelops.templates import LockWarning, ProjectError, create_project
+    from modelops import api
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LockWarning)
+        warnings.simplefilter("always", api.LockWarning)
         try:
-            root = create_project(name, template, directory)
-        except ProjectError as exc:
+            root = api.init_project(name, template, directory)
+        except api.ProjectError as exc:
             stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     for warning in caught:
-        if issubclass(warning.category, LockWarning):
+        if issubclass(warning.category, api.LockWarning):
             stderr.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
     console.print(f"created {root}", highlight=False, soft_wrap=True)
     console.print(f"next: cd {root} && mops run study.toml", highlight=False, soft_wrap=True)

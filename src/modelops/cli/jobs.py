@@ -44,9 +44,7 @@ from modelops.cli.render import (
 )
 
 if TYPE_CHECKING:
-    from modelops.jobs import Progress as JobProgress
-    from modelops.store import JobRecord
-    from modelops.store.failures import FailureSummary
+    from modelops.api import FailureSummary, Job, JobProgress
 
 
 JobIdArgument = Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")]
@@ -54,19 +52,22 @@ JobIdArgument = Annotated[str, typer.Argument(help="A job id or a unique prefix 
 jobs_app = typer.Typer(no_args_is_help=True, help="List, inspect, resume and cancel jobs.")
 results_app = typer.Typer(no_args_is_help=True, help="Show and export the results of a job.")
 
-EXIT_CODES = {"succeeded": 0, "partial": 1, "failed": 1, "cancelled": 130}  # by JobState
+EXIT_CODES = {"succeeded": 0, "partial": 1, "failed": 1, "cancelled": 130}  # by job state
 FAILURE_GROUPS = 5  # causes of failure shown by `mops run` and `mops jobs show`
 
 
 class _Bar:
-    """A rich progress bar fed by the job runner's progress callback."""
+    """A rich progress bar fed by the job runner's progress callback; its first call, before
+    any result, says which job this is."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, headline: str) -> None:
         self.progress = progress
+        self.headline = headline
         self.task: TaskID | None = None
 
     def __call__(self, state: JobProgress) -> None:
         if self.task is None:
+            console.print(f"job {state.job_id}: {self.headline}", highlight=False)
             self.task = self.progress.add_task("simulations", total=state.total, detail="")
         elapsed = max(time.monotonic() - state.started, 1e-9)
         self.progress.update(
@@ -92,45 +93,35 @@ def _progress() -> Progress:
     )
 
 
-def _summary(job: JobRecord) -> None:
-    table = Table(title=f"job {job.job_id}: {job.state.value}", title_justify="left")
+def _summary(job: Job) -> None:
+    table = Table(title=f"job {job.id}: {job.state}", title_justify="left")
     for column in ("total", "succeeded", "failed", "cached"):
         table.add_column(column, justify="right")
     counts = job.counts
     table.add_row(*(str(v) for v in (counts.total, counts.succeeded, counts.failed, counts.cached)))
     console.print(table)
-    console.print(f"results  {_results_url(job)}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"results  {job.results_url}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _results_url(job: JobRecord) -> str:
-    from modelops.store import ResultStore
-
-    return ResultStore(job.results).job_url(job.job_id)
-
-
-def _failures(job: JobRecord) -> FailureSummary | None:
+def _failures(job: Job) -> FailureSummary | None:
     """The job's failures grouped by cause; None when it has none, or when its results
     cannot be read (said on stderr: the job's record and counts are shown all the same)."""
-    from modelops.contracts import ModelOpsError
-    from modelops.store import ResultStore
-    from modelops.store.failures import failure_summary
+    from modelops.api import ModelOpsError
 
     if not job.counts.failed:
         return None
     try:
-        return failure_summary(ResultStore(job.results).open(job.job_id), FAILURE_GROUPS)
+        return job.failures(FAILURE_GROUPS)
     except ModelOpsError as exc:
-        stderr.print(literal(f"cannot read the failures of job {job.job_id}: {exc}"))
+        stderr.print(literal(f"cannot read the failures of job {job.id}: {exc}"))
         return None
 
 
-def _next_step(job: JobRecord) -> list[str]:
+def _next_step(job: Job) -> list[str]:
     """What to do about a job that ended with simulations failed or not run. A resume keeps
     the job's bundle and study, so it cures only causes outside them; the second line says
     so, since a fix to the model's code or the study file needs a new run instead."""
-    from modelops.store import JobState
-
-    if job.state not in (JobState.PARTIAL, JobState.FAILED):
+    if job.state not in ("partial", "failed"):
         return []
     counts = job.counts
     missing = counts.total - counts.done
@@ -147,22 +138,22 @@ def _next_step(job: JobRecord) -> list[str]:
     kept = counts.succeeded + counts.cached
     finished = f" (the {kept} finished are kept)" if kept else ""
     if not counts.failed:
-        return [f"next: `mops jobs resume {job.job_id}` runs the {todo} simulations{finished}"]
+        return [f"next: `mops jobs resume {job.id}` runs the {todo} simulations{finished}"]
     return [
-        f"next: fix the cause, then `mops jobs resume {job.job_id}` runs the {todo} "
+        f"next: fix the cause, then `mops jobs resume {job.id}` runs the {todo} "
         f"simulations again{finished}",
         "      a resume keeps this job's bundle and study: if the fix is in the model's code "
         "or the study file, run the study again instead",
     ]
 
 
-def _report(job: JobRecord) -> None:
+def _report(job: Job) -> None:
     """Counts, then each cause of failure with an example, then what to do next."""
     _summary(job)
     failures = _failures(job)
     if failures is not None and failures.failed:
         console.print()
-        console.print(failures_view(failures, job.job_id), soft_wrap=True)
+        console.print(failures_view(failures, job.id), soft_wrap=True)
     steps = _next_step(job)
     if steps:
         console.print()
@@ -170,15 +161,13 @@ def _report(job: JobRecord) -> None:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def _finish(job: JobRecord) -> None:
+def _finish(job: Job) -> None:
     """The end of `mops run` and `mops jobs resume`: the report, the last line `job: ID`,
     and the exit code of the job's state (non-zero when anything failed)."""
-    from modelops.store import JobState
-
     _report(job)
-    if job.state is JobState.CANCELLED:
-        stderr.print(f"cancelled; what finished is kept: `mops jobs resume {job.job_id}`")
-    print(f"job: {job.job_id}")
+    if job.state == "cancelled":
+        stderr.print(f"cancelled; what finished is kept: `mops jobs resume {job.id}`")
+    print(f"job: {job.id}")
     raise typer.Exit(EXIT_CODES.get(job.state, 1))
 
 
@@ -190,54 +179,43 @@ def run(
     frozen: FrozenOption = False,
 ) -> None:
     """Run a study: every simulation not already in the store, results streamed to it."""
-    from modelops.jobs import run_study
-    from modelops.study import StudyWarning, load_study
+    from modelops import api
 
     with errors_end_the_command():
         lock = lock_mode(locked, frozen)
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StudyWarning)
-            spec = load_study(study)
+            warnings.simplefilter("always", api.StudyWarning)
+            spec = api.load_study(study)
         for warning in caught:
             stderr.print(
                 f"warning: {warning.message}", highlight=False, markup=False, soft_wrap=True
             )
         with _progress() as progress:
-            bar = _Bar(progress)
-
-            def started(job: JobRecord) -> None:
-                console.print(f"job {job.job_id}: {spec.n_simulations} simulations")
-
-            job = run_study(
-                spec,
-                scheduler=scheduler,
-                n_workers=workers,
-                on_start=started,
-                on_progress=bar,
-                lock=lock,
-            )
+            bar = _Bar(progress, f"{spec.n_simulations} simulations")
+            job = api.run(spec, scheduler, workers, lock, progress=bar)
     _finish(job)
 
 
-def _jobs_json(job: JobRecord) -> dict:
-    from modelops.store.failures import FailureSummary
+def _jobs_json(job: Job) -> dict:
+    from modelops.api import FailureSummary
 
     failures = _failures(job)
+    counts = job.counts
     return {
-        "job": job.job_id,
+        "job": job.id,
         "name": job.name,
-        "state": job.state.value,
+        "state": job.state,
         "counts": {
-            "total": job.counts.total,
-            "succeeded": job.counts.succeeded,
-            "failed": job.counts.failed,
-            "cached": job.counts.cached,
+            "total": counts.total,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "cached": counts.cached,
         },
         "bundle": job.bundle,
-        "results": _results_url(job),
-        "created": job.created,
-        "started": job.started,
-        "ended": job.ended,
+        "results": job.results_url,
+        "created": job.record.created,
+        "started": job.record.started,
+        "ended": job.record.ended,
         "failures": (failures or FailureSummary(failed=0)).to_dict(),
     }
 
@@ -245,19 +223,19 @@ def _jobs_json(job: JobRecord) -> dict:
 @jobs_app.command("list")
 def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     """This project's jobs, newest first."""
-    from modelops.settings import Settings
-    from modelops.store import JobRecords
+    from modelops import api
 
-    records = JobRecords(Settings.from_env().jobs_db)
+    with errors_end_the_command():
+        jobs = api.list_jobs(limit)
     table = Table()
     for column in ("job", "name", "state", "done", "failed", "cached", "total"):
         table.add_column(column)
-    for job in records.list(limit):
+    for job in jobs:
         c = job.counts
         table.add_row(
-            job.job_id,
+            job.id,
             literal(job.name or ""),
-            job.state.value,
+            job.state,
             str(c.done),
             str(c.failed),
             str(c.cached),
@@ -272,11 +250,10 @@ def jobs_show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """A job's state, counts, bundle, where its results are, and why simulations failed."""
-    from modelops.settings import Settings
-    from modelops.store import JobRecords
+    from modelops import api
 
     with errors_end_the_command():
-        job = JobRecords(Settings.from_env().jobs_db).get(job_id)
+        job = api.job(job_id)
     if as_json:
         print(json.dumps(_jobs_json(job)))
         return
@@ -309,21 +286,20 @@ def jobs_errors(
     import polars as pl
 
     from modelops import api
-    from modelops.store.failures import failed_simulations, find_simulation, to_failed_simulations
 
     with errors_end_the_command():
         opened = api.results(job_id)
         if sim is not None:
-            found = find_simulation(opened, sim)
+            found = opened.simulation(sim)
             if as_json:
                 print(json.dumps(found.to_dict()))
             else:
                 console.print(simulation_view(found, opened.job_id), soft_wrap=True)
             return
-        failed = failed_simulations(opened)
+        failed = opened.failed_simulations()
         if as_json:
             _write_json_list(
-                row.to_dict(full=False) for row in to_failed_simulations(failed.collect())
+                row.to_dict(full=False) for row in api.FailedSimulation.from_rows(failed.collect())
             )
             return
         total = failed.select(pl.len()).collect().item()
@@ -337,7 +313,7 @@ def jobs_errors(
     )
     if not total:
         return
-    console.print(errors_table(to_failed_simulations(shown)))
+    console.print(errors_table(api.FailedSimulation.from_rows(shown)))
     more = "" if shown.height == total else "; --limit 0 lists all"
     console.print(
         f"one in full: mops jobs errors {job} --sim SIM{more}",
@@ -364,10 +340,10 @@ def jobs_resume(
     workers: WorkersOption = None,
 ) -> None:
     """Run what a job has not finished: its missing and failed simulations."""
-    from modelops.jobs import resume_job
+    from modelops import api
 
     with errors_end_the_command(), _progress() as progress:
-        job = resume_job(job_id, scheduler=scheduler, n_workers=workers, on_progress=_Bar(progress))
+        job = api.resume(job_id, scheduler, workers, progress=_Bar(progress, "resumed"))
     _finish(job)
 
 
@@ -376,11 +352,11 @@ def jobs_cancel(
     job_id: JobIdArgument,
 ) -> None:
     """Stop a running job; what it finished is kept."""
-    from modelops.jobs import cancel_job
+    from modelops import api
 
     with errors_end_the_command():
-        job = cancel_job(job_id)
-    console.print(f"job {job.job_id}: {job.state.value}")
+        job = api.cancel(job_id)
+    console.print(f"job {job.id}: {job.state}")
 
 
 @results_app.command("show")
@@ -405,7 +381,6 @@ def results_show(
     import polars as pl
 
     from modelops import api
-    from modelops.store.failures import simulation_params
 
     if as_json and as_csv:
         raise typer.BadParameter("--json and --csv exclude each other; choose one")
@@ -432,7 +407,7 @@ def results_show(
         params = set()
         if name != "simulations" and chosen is None:
             ids = shown["sim_id"].unique().to_list() if "sim_id" in shown.columns else []
-            params = {key for p in simulation_params(opened, ids).values() for key in p}
+            params = {key for p in opened.params_of(ids).values() for key in p}
     priority = column_priority(shown.columns, params, simulations=name == "simulations")
     table, hidden = fitted_table(console, shown, priority, chosen)
     console.print(literal(f"{name}: {total} rows (showing {shown.height})"))
@@ -463,11 +438,10 @@ def results_export(
 ) -> None:
     """Write a job's outputs and simulations table to files."""
     from modelops import api
-    from modelops.store.export import export_job
 
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter(f"--format must be parquet or csv, not {fmt!r}")
     with errors_end_the_command():
-        written = export_job(api.results(job_id), out, fmt)
+        written = api.results(job_id).export(out, fmt)
     for path in written:
         print(path)

@@ -17,7 +17,6 @@ from modelops.cli.common import (
     errors_end_the_command,
     fail,
     lock_mode,
-    parse_param,
     parse_size,
     show_warnings_as_lines,
     stderr,
@@ -45,7 +44,7 @@ app.command()(init)
 @app.callback()
 def main() -> None:
     """ModelOps: run simulation models from content-addressed bundles on Dask."""
-    from modelops.settings import Settings
+    from modelops.api import Settings
 
     show_warnings_as_lines()
     with errors_end_the_command():  # an unusable MODELOPS_* setting stops every command alike
@@ -57,7 +56,8 @@ def sim(
     path_or_ref: Annotated[str, typer.Argument(help="A project folder or repository@sha256:…")],
     entrypoint: Annotated[str, typer.Option("--entrypoint", "-e", help="Passed to wire().")] = "",
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable.")
+        list[str] | None,
+        typer.Option("--param", "-p", help="name=value, repeatable; value as in TOML, e.g. 0.3."),
     ] = None,
     seed: Annotated[int, typer.Option(help="The simulation's seed.")] = 0,
     output: Annotated[
@@ -88,12 +88,13 @@ def sim(
         SimReturn,
         check_seed,
     )
+    from modelops.contracts.assignments import read_assignments
 
     bundle: BundleRef | None = None
     result: SimReturn | None = None
     error: ErrorInfo | None = None
     try:
-        params = dict(parse_param(p) for p in param or [])
+        params = {name: value for name, (_, value) in read_assignments(param or [], "-p").items()}
         check_seed(seed)  # before the folder is built and published
         limits = RunLimits(
             timeout_s=timeout,
@@ -127,16 +128,16 @@ def smoke_test(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Run the smoke bundle through the whole path and check every result."""
+    from modelops.api import JobProgress
     from modelops.devtools.smoke import SmokeTestFailed, run_smoke_test
 
     with console.status("building the smoke bundle and starting the cluster...") as status:
 
-        def progress(_: object) -> None:
-            status.update(f"simulations done: {report_count.__next__()}")
+        def progress(state: JobProgress) -> None:
+            status.update(f"simulations done: {state.done} of {state.total}")
 
-        report_count = iter(range(1, simulations + 1))
         try:
-            report = run_smoke_test(simulations, workers, scheduler, on_result=progress)
+            report = run_smoke_test(simulations, workers, scheduler, on_progress=progress)
         except SmokeTestFailed as exc:
             status.stop()
             stderr.print(Text(str(exc), style="bold red"))

@@ -20,10 +20,15 @@ from rich.text import Text
 if TYPE_CHECKING:  # imported where used, so that `mops --help` loads none of them
     import polars as pl
 
-    from modelops.bundle.inspect import BundleDescription
-    from modelops.contracts import Artifact, BundleRef, ErrorInfo, SimReturn
-    from modelops.runtime.describe import BundleCheck
-    from modelops.store.failures import FailedSimulation, FailureSummary
+    from modelops.api import (
+        BundleCheck,
+        BundleDescription,
+        BundleRef,
+        FailedSimulation,
+        FailureSummary,
+        SimReturn,
+    )
+    from modelops.contracts import Artifact, ErrorInfo
 
 PREVIEW_ROWS = 5
 
@@ -130,15 +135,13 @@ def print_check(console: Console, check: BundleCheck) -> None:
         return
     for target, model in check.models.items():
         console.print(models_view(target, model))
-    console.print(entrypoints_line(check.models), highlight=False, markup=False, soft_wrap=True)
+    console.print(entrypoints_line(check), highlight=False, markup=False, soft_wrap=True)
 
 
-def entrypoints_line(models: dict[str, dict]) -> str:
+def entrypoints_line(check: BundleCheck) -> str:
     """Every entrypoint as typed; with one model, an empty entrypoint runs its baseline."""
-    from modelops.sdk.wire import entrypoints
-
-    listed = entrypoints({target: model["scenarios"] for target, model in models.items()})
-    if len(models) == 1:
+    listed = check.entrypoints()
+    if len(check.models or {}) == 1:
         listed[0] += " (the default)"
     return f"entrypoints  {', '.join(listed)}"
 

@@ -34,16 +34,12 @@ def sample(
     force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Write a study file: a sampler over parameter ranges, fixed values, replicates, seed."""
-    from modelops.study import StudyWarning, sample_study, study_toml
+    from modelops import api
 
-    if out.exists() and not force:
-        stderr.print(f"bad_input: {out} exists; pass --force to overwrite it", highlight=False)
-        raise typer.Exit(1)
     with errors_end_the_command(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StudyWarning)
-        spec = sample_study(
-            bundle=bundle,
-            entrypoint=entrypoint,
+        warnings.simplefilter("always", api.StudyWarning)
+        spec = api.sample_study(
+            bundle,
             sampler=sampler,
             n=n,
             dims=dim or [],
@@ -51,10 +47,11 @@ def sample(
             replicates=replicates,
             seed=seed,
             seed_bits=seed_bits,
+            entrypoint=entrypoint,
             outputs=output or None,
             out=out,
+            force=force,
         )
     for warning in caught:
         stderr.print(f"warning: {warning.message}", highlight=False, soft_wrap=True)
-    out.write_text(study_toml(spec))
     stderr.print(f"wrote {out}: {spec.n_simulations} simulations", highlight=False)

@@ -19,7 +19,7 @@ from modelops.bundle.cache import BundleSource
 from modelops.bundle.config import BundleConfig
 from modelops.contracts import BundleRef, ModelOpsError, RunLimits, SimTask
 from modelops.runtime.runner import TaskRunner
-from modelops.sdk.wire import DESCRIBE
+from modelops.sdk.wire import DESCRIBE, entrypoints
 
 SDK_WIRE = "modelops.sdk:wire"
 
@@ -37,6 +37,11 @@ class BundleCheck:
     @property
     def uses_sdk(self) -> bool:
         return self.models is not None
+
+    def entrypoints(self) -> list[str]:
+        """Every entrypoint of an SDK bundle as typed (`model:SIR`, `model:SIR/lockdown`)."""
+        models = self.models or {}
+        return entrypoints({target: model["scenarios"] for target, model in models.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {
