@@ -44,7 +44,7 @@ app.command()(init)
 @app.callback()
 def main() -> None:
     """ModelOps: run simulation models from content-addressed bundles on Dask."""
-    from modelops.api import Settings
+    from modelops.settings import Settings  # not through the API: `mops run --help` stays fast
 
     show_warnings_as_lines()
     with errors_end_the_command():  # an unusable MODELOPS_* setting stops every command alike
