@@ -51,7 +51,7 @@ from modelops.store.failures import FailedSimulation as FailedSimulation
 from modelops.store.failures import FailureSummary
 from modelops.study import StudySpec, study_toml
 from modelops.study import StudyWarning as StudyWarning
-from modelops.study import load_study as load_study  # served as modelops.load_study
+from modelops.study import load_study as load_study_file
 from modelops.study import sample_study as study_from_words
 from modelops.templates import LockWarning as LockWarning
 from modelops.templates import ProjectError as ProjectError
@@ -64,18 +64,18 @@ __all__ = list(API_NAMES)  # one list, in modelops/__init__.py, that `import mod
 
 
 def build(
-    project: Path,
+    project: str | Path,
     repository: str | None = None,
     tag: str | None = None,
     lock: LockMode = LockMode.UPDATE,
 ) -> BundleRef:
     """Build a bundle from a project folder and put it in the embedded bundle store; a
     uv.lock out of date with pyproject.toml is locked again first (see `LockMode`)."""
-    return publish.store_locally(project, Settings.from_env(), repository, tag, lock)
+    return publish.store_locally(Path(project), Settings.from_env(), repository, tag, lock)
 
 
 def push(
-    project: Path,
+    project: str | Path,
     registry: Registry | str | None = None,
     repository: str | None = None,
     tag: str | None = None,
@@ -86,12 +86,12 @@ def push(
     default MODELOPS_BUNDLE_REGISTRY)."""
     settings = Settings.from_env()
     return publish.push_project(
-        project, settings, Registry.of(registry), repository, tag, force, lock
+        Path(project), settings, Registry.of(registry), repository, tag, force, lock
     )
 
 
 def pull(
-    reference: str, dest: Path | None = None, registry: Registry | str | None = None
+    reference: str, dest: str | Path | None = None, registry: Registry | str | None = None
 ) -> tuple[BundleRef, Path]:
     """Fetch a bundle (verified, through this machine's cache) and copy its files to `dest`
     (default: a folder named after the repository), which must not exist or be empty."""
@@ -250,6 +250,11 @@ class Job:
         )
 
 
+def load_study(path: str | Path) -> StudySpec:
+    """A study file, read and checked: a mistake is one line naming the file, line and key."""
+    return load_study_file(Path(path))
+
+
 def sample_study(
     bundle: str | Path,
     *,
@@ -302,7 +307,7 @@ def run(
     """Run a study file (or a `StudySpec`) to the end: every simulation the store does not
     hold yet, results streamed into it. `progress` shows rich's bar (notebooks display it
     too); False shows nothing, and a function gets a `JobProgress` after every result."""
-    spec = study if isinstance(study, StudySpec) else load_study(Path(study))
+    spec = study if isinstance(study, StudySpec) else load_study(study)
     with _progress_bar(progress, spec.n_simulations) as on_progress:
         record = run_study(
             spec, scheduler=scheduler, n_workers=workers, on_progress=on_progress, lock=lock
@@ -323,7 +328,7 @@ def resume(
     return Job(record)
 
 
-def init_project(name: str, template: str = "sir", directory: Path = Path(".")) -> Path:
+def init_project(name: str, template: str = "sir", directory: str | Path = ".") -> Path:
     """Create a model project from a template (`sir` or `blank`) in `directory/name`, with
     a uv.lock, ready for `modelops.run(folder / "study.toml")`."""
     return create_project(name, template, Path(directory))

@@ -120,3 +120,11 @@ def test_every_name_of_the_front_door_is_served() -> None:
 
     assert sorted(api.__all__) == sorted(modelops.API_NAMES)
     assert all(getattr(modelops, name) is getattr(api, name) for name in modelops.API_NAMES)
+
+
+def test_the_api_page_documents_every_name_of_the_front_door() -> None:
+    import modelops
+
+    page = (Path(__file__).parents[2] / "docs" / "python-api.md").read_text()
+    missing = [name for name in modelops.API_NAMES if f"`{name}" not in page]
+    assert missing == []
