@@ -98,8 +98,13 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 def no_ambient_registry_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Tests see no registry, credentials or Docker config from the machine they run on."""
+    """Tests see no registry, credentials, scheduler, Docker config or user config file from
+    the machine they run on."""
     for name in (
+        "MODELOPS_SCHEDULER",
+        "MODELOPS_TLS_CA",
+        "MODELOPS_TLS_CERT",
+        "MODELOPS_TLS_KEY",
         "MODELOPS_BUNDLE_REGISTRY",
         "MODELOPS_REGISTRY_USERNAME",
         "MODELOPS_REGISTRY_PASSWORD",
@@ -107,6 +112,8 @@ def no_ambient_registry_settings(
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path_factory.mktemp("docker-config")))
+    # nor a user config file: settings come from the test's environment and project only
+    monkeypatch.setenv("MODELOPS_CONFIG", str(tmp_path_factory.mktemp("user-config") / "none.toml"))
 
 
 @pytest.fixture(scope="session")

@@ -178,7 +178,7 @@ def simulate(
         tuple(outputs) if outputs is not None else None,
         limits or RunLimits(),
     )
-    with open_cluster(scheduler, n_workers=1) as client:
+    with open_cluster(scheduler or Settings.from_env().scheduler, n_workers=1) as client:
         return next(run_tasks(client, [task]))
 
 

@@ -21,6 +21,7 @@ from modelops.cli.common import (
     show_warnings_as_lines,
     stderr,
 )
+from modelops.cli.config import config_app
 from modelops.cli.init import init
 from modelops.cli.jobs import jobs_app, results_app, run
 from modelops.cli.render import print_sim, sim_json
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 dev_app = typer.Typer(no_args_is_help=True, help="Check an installation.")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(config_app, name="config")
 app.add_typer(dev_app, name="dev")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(results_app, name="results")

@@ -72,6 +72,7 @@ def run_study(
 ) -> JobRecord:
     """Publish the study's bundle, record a new job, and run it to the end."""
     settings = settings or Settings.from_env()
+    scheduler = scheduler or settings.scheduler
     bundle_store, bundle = _bundle_of(spec, settings, lock)
     if scheduler is None:  # the models can be asked here, in the environment workers use
         _check_against_models(spec, bundle, bundle_store, settings)
@@ -104,6 +105,7 @@ def resume_job(
     spec = StudySpec.model_validate({"seed_bits": 64, **job.spec})
     bundle = describe_bundle(BundleRef.parse(job.bundle), open_store(settings))
     store = ResultStore(job.results)
+    scheduler = scheduler or settings.scheduler
     return _run(job, spec, bundle, records, store, scheduler, n_workers, on_progress)
 
 
