@@ -370,7 +370,12 @@ def _progress_bar(
     ) as bar:
         task = bar.add_task("simulations", total=total)
 
+        dashboard: list[str] = []
+
         def update(state: JobProgress) -> None:
+            if state.dashboard and not dashboard:  # once: where to watch the workers
+                dashboard.append(state.dashboard)
+                bar.console.print(f"dashboard {state.dashboard}", highlight=False)
             bar.update(task, completed=state.done)
 
         yield update

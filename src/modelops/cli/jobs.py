@@ -64,11 +64,15 @@ class _Bar:
         self.progress = progress
         self.headline = headline
         self.task: TaskID | None = None
+        self.dashboard: str | None = None
 
     def __call__(self, state: JobProgress) -> None:
         if self.task is None:
             console.print(f"job {state.job_id}: {self.headline}", highlight=False)
             self.task = self.progress.add_task("simulations", total=state.total, detail="")
+        if state.dashboard and state.dashboard != self.dashboard:
+            self.dashboard = state.dashboard
+            console.print(f"dashboard {state.dashboard}", highlight=False, soft_wrap=True)
         elapsed = max(time.monotonic() - state.started, 1e-9)
         self.progress.update(
             self.task,

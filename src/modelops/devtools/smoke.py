@@ -120,7 +120,7 @@ def run_smoke_test(
 ) -> SmokeReport:
     started = time.perf_counter()
     try:
-        bundle = api.build(SMOKE_BUNDLE)
+        bundle = _publish_smoke_bundle()
     except Exception as exc:
         raise SmokeTestFailed("bundle build", str(exc)) from exc
     report = SmokeReport(bundle)
@@ -207,7 +207,6 @@ def _validate(job: api.Job, report: SmokeReport) -> _Sim:
         row["sim_id"]: row["data"]
         for row in results["metadata"].select("sim_id", "data").collect().iter_rows(named=True)
     }
-    envs = api.Settings.from_env().cache / "envs"
     for row in sims.iter_rows(named=True):
         sim = _Sim(row["sim_id"], json.loads(row["params_json"]), row["seed"])
 
@@ -221,12 +220,27 @@ def _validate(job: api.Job, report: SmokeReport) -> _Sim:
         echoed = json.loads(metadata[sim.sim_id])
         if echoed["seed"] != sim.seed or echoed["params"] != sim.params:
             raise fail("metadata does not echo the simulation's seed and params")
-        if not Path(echoed["python"]).is_relative_to(envs):
-            raise fail(f"model ran in {echoed['python']}, not in a bundle environment under {envs}")
+        if not _in_bundle_environment(echoed["python"]):
+            raise fail(f"model ran in {echoed['python']}, not in a bundle environment")
         report.simulations += 1
         if row["worker"]:
             report.workers.add(row["worker"])
     return _Sim(first["sim_id"], params, first["seed"])
+
+
+def _publish_smoke_bundle() -> BundleRef:
+    """Into the bundle store in use: pushed, when a registry is set, so workers that share no
+    disk with this machine pull it by digest; else the embedded store."""
+    if api.Settings.from_env().bundle_registry:
+        return api.push(SMOKE_BUNDLE).ref
+    return api.build(SMOKE_BUNDLE)
+
+
+def _in_bundle_environment(python: str) -> bool:
+    """`<cache>/envs/<64 hex>/bin/python`: an environment a worker built for a bundle, on
+    whichever machine ran it (its cache is its own, not this machine's)."""
+    parts = Path(python).parts
+    return len(parts) >= 4 and parts[-4] == "envs" and len(parts[-3]) == 64
 
 
 def _check_table(table: pl.DataFrame, days: int, fail: Callable[[str], SmokeTestFailed]) -> None:

@@ -52,6 +52,7 @@ class Progress:
     cached: int = 0
     running: int = 0
     started: float = field(default_factory=time.monotonic)
+    dashboard: str | None = None  # Dask's dashboard, once the cluster is open
 
     @property
     def done(self) -> int:
@@ -234,6 +235,12 @@ class _JobRun:
                     yield task
             self._maybe_checkpoint()
 
+    def cluster_opened(self, dashboard: str | None) -> None:
+        """Said to the progress display at once: the dashboard shows the workers live."""
+        self.progress.dashboard = dashboard
+        if self.on_progress:
+            self.on_progress(self.progress)
+
     def record(self, result: SimReturn) -> None:
         meta = self.in_flight.pop(result.task_id)
         self.writer.add(meta, result)
@@ -286,6 +293,7 @@ def _run(
             first = next(pending, None)
             if first is not None:  # a study that is all cache hits needs no cluster at all
                 with open_cluster(scheduler, n_workers=n_workers) as client:
+                    run.cluster_opened(client.dashboard_link)
                     tasks = itertools.chain([first], pending)
                     for result in run_tasks(client, tasks, batch_size=spec.resources.batch_size):
                         run.record(result)
