@@ -10,6 +10,9 @@ sessions, digests, auth challenges, token expiry) are exercised exactly as in pr
 * ``"basic"`` - htpasswd (bcrypt) with a random username/password. Distribution 2.8 serves it over
   plain HTTP without complaint; no TLS is needed.
 * ``"token"`` - Docker token auth backed by a small in-process token server (see `_TokenServer`).
+  Besides the random username/password it takes ACR's two token logins: a refresh token (an
+  identity token, as `az acr login` stores it) by the OAuth2 refresh-token grant, and the same
+  token as the password of the all-zero user (`az acr login --expose-token`).
 
 Distribution 2.8 accepts token signatures up to 60 s past their ``exp`` claim (a fixed clock-skew
 leeway). So that a ``token_ttl_s`` of a few seconds really expires after that many seconds, the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import collections
 import contextlib
 import datetime as dt
 import hmac
@@ -49,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
+ACR_TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000"
 TOKEN_SERVICE = "modelops-test-registry"
 TOKEN_ISSUER = "modelops-test-issuer"
 # distribution 2.8 (registry/auth/token/token.go) adds this to `exp` before rejecting a token.
@@ -115,6 +120,11 @@ def _log_tail(path: Path, offset: int = 0, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _scopes(values: dict[str, list[str]]) -> list[str]:
+    """Every scope asked for: clients repeat `scope` or space-separate several in one."""
+    return [s for value in values.get("scope", []) for s in value.split(" ") if s]
+
+
 def _parse_scope(scope: str) -> dict[str, Any] | None:
     """`type:name:actions` -> a JWT access entry; the name may itself contain colons."""
     kind, sep, rest = scope.partition(":")
@@ -125,19 +135,30 @@ def _parse_scope(scope: str) -> dict[str, Any] | None:
 
 
 class _TokenServer:
-    """Docker token-auth server (GET /token) for one registry, on a thread in this process.
+    """Docker token-auth server (/token) for one registry, on a thread in this process.
 
     Tokens are ES256 JWTs whose header carries the signing certificate in `x5c`; the registry
     trusts that certificate through `rootcertbundle`. Only the one configured user gets tokens,
-    with every action it asks for; anonymous or wrong credentials get 401.
+    with every action it asks for, in one of three ways (counted in `grants`):
+
+    * ``"password"`` - GET with basic auth, the configured username and password;
+    * ``"token as password"`` - GET with basic auth, the all-zero user and `refresh_token` as
+      its password, as ACR takes `az acr login --expose-token` tokens;
+    * ``"refresh_token"`` - POST, the OAuth2 refresh-token grant (distribution's
+      spec/auth/oauth) with `refresh_token`, as Docker trades an identity token.
+
+    Anonymous or wrong credentials on GET get 401; a bad POST gets 400 with an OAuth2 error
+    code (RFC 6749 section 5.2): `invalid_grant` for a refresh token it did not issue.
     """
 
     def __init__(self, folder: Path, username: str, password: str, ttl_s: int) -> None:
         self.username = username
         self.password = password
+        self.refresh_token = secrets.token_urlsafe(32)
         self.ttl_s = ttl_s
         self.port = 0
-        self.tokens_issued = 0
+        self.access_tokens: list[str] = []  # every token issued, for "never shown" checks
+        self.grants: collections.Counter[str] = collections.Counter()
         self.cert_path = folder / "token-cert.pem"
         self.log_path = folder / "token-server.log"
         self._lock = threading.Lock()
@@ -191,17 +212,39 @@ class _TokenServer:
         with self._lock, self.log_path.open("a") as out:
             out.write(f"{dt.datetime.now(dt.UTC).isoformat()} {line}\n")
 
-    def authenticate(self, authorization: str | None) -> bool:
+    def basic_grant(self, authorization: str | None) -> str | None:
+        """Which login a GET's basic-auth header is ("password", "token as password"), or None."""
         if not authorization or not authorization.startswith("Basic "):
-            return False
+            return None
         try:
             decoded = base64.b64decode(authorization[6:], validate=True).decode()
         except (ValueError, UnicodeDecodeError):
-            return False
+            return None
         user, _, password = decoded.partition(":")
-        return hmac.compare_digest(user, self.username) and hmac.compare_digest(
+        if hmac.compare_digest(user, self.username) and hmac.compare_digest(
             password, self.password
-        )
+        ):
+            return "password"
+        if user == ACR_TOKEN_USERNAME and hmac.compare_digest(password, self.refresh_token):
+            return "token as password"
+        return None
+
+    def refresh_grant_error(self, form: dict[str, list[str]]) -> str | None:
+        """The OAuth2 error code for a POST form, or None when it may have a token."""
+        if not form.get("client_id") or not form.get("service"):
+            return "invalid_request"
+        if form.get("grant_type") != ["refresh_token"]:
+            return "unsupported_grant_type"
+        given = form.get("refresh_token", [""])[0]
+        if not hmac.compare_digest(given, self.refresh_token):
+            return "invalid_grant"
+        return None
+
+    def grant(self, kind: str, service: str, scopes: list[str]) -> dict[str, Any]:
+        """Issue a token, counted by the way it was asked for."""
+        with self._lock:
+            self.grants[kind] += 1
+        return self.issue(service, scopes)
 
     def issue(self, service: str, scopes: list[str]) -> dict[str, Any]:
         """Sign a token granting everything asked for; `exp` compensates the registry's leeway."""
@@ -225,7 +268,7 @@ class _TokenServer:
         r, s = decode_dss_signature(der)
         jwt = f"{signing_input.decode()}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
         with self._lock:
-            self.tokens_issued += 1
+            self.access_tokens.append(jwt)
         issued_at = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "token": jwt,
@@ -245,7 +288,8 @@ class _TokenServer:
                 if url.path != "/token":
                     self._reply(404, {"error": "not found"})
                     return
-                if not owner.authenticate(self.headers.get("Authorization")):
+                kind = owner.basic_grant(self.headers.get("Authorization"))
+                if kind is None:
                     self._reply(
                         401,
                         {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]},
@@ -254,9 +298,24 @@ class _TokenServer:
                     return
                 query = urllib.parse.parse_qs(url.query)
                 service = query.get("service", [TOKEN_SERVICE])[0]
-                # Clients may repeat `scope` or space-separate several scopes in one parameter.
-                scopes = [s for value in query.get("scope", []) for s in value.split(" ") if s]
-                self._reply(200, owner.issue(service, scopes))
+                self._reply(200, owner.grant(kind, service, _scopes(query)))
+
+            def do_POST(self) -> None:
+                """The OAuth2 form: answered with `access_token` only, as the spec says for a
+                request without `access_type=offline`."""
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode(errors="replace")
+                if urllib.parse.urlsplit(self.path).path != "/token":
+                    self._reply(404, {"error": "not found"})
+                    return
+                form = urllib.parse.parse_qs(body)
+                error = owner.refresh_grant_error(form)
+                if error is not None:
+                    self._reply(400, {"error": error})
+                    return
+                answer = owner.grant("refresh_token", form["service"][0], _scopes(form))
+                del answer["token"]  # the GET answer's name for it
+                self._reply(200, answer)
 
             def _reply(
                 self, status: int, body: dict[str, Any], headers: dict | None = None
@@ -314,7 +373,21 @@ class RunningRegistry:
     @property
     def tokens_issued(self) -> int:
         """Tokens handed out so far (0 unless auth="token"); lets tests observe refreshes."""
-        return self._token_server.tokens_issued if self._token_server else 0
+        return len(self.access_tokens)
+
+    @property
+    def access_tokens(self) -> list[str]:
+        """Every token the token server handed out so far (none unless auth="token")."""
+        return list(self._token_server.access_tokens) if self._token_server else []
+
+    @property
+    def refresh_token(self) -> str | None:
+        """The identity token the token server takes (auth="token"), as `az acr login` gets."""
+        return self._token_server.refresh_token if self._token_server else None
+
+    def grants(self, kind: str) -> int:
+        """Tokens handed out so far for one way of asking (see `_TokenServer`)."""
+        return self._token_server.grants[kind] if self._token_server else 0
 
     def blob_path(self, digest: str) -> Path:
         """Where distribution keeps a blob's bytes on disk, for tamper/corruption tests."""

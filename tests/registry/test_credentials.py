@@ -299,6 +299,7 @@ def test_docker_config_that_is_not_a_json_object_is_named(
         ({"credHelpers": {"HOST": ["SECRET"]}}, "credHelpers['HOST'] is a JSON array"),
         ({"credsStore": {"name": "SECRET"}}, "'credsStore' is a JSON object, not a string"),
         ({"auths": {"HOST": {"auth": ["SECRET"]}}}, "(a JSON array, not a string)"),
+        ({"auths": {"HOST": {"identitytoken": ["SECRET"]}}}, "'identitytoken' is a JSON array"),
     ],
 )
 def test_docker_config_with_a_wrong_kind_of_value_is_named(
@@ -492,6 +493,21 @@ def test_cred_helper_for_a_token_registry(
     cred_helper.seed(token_registry.host, user, password)
     write_docker_config({"credHelpers": {token_registry.host: HELPER}})
     assert pushes(token_registry)
+
+
+def test_cred_helper_holding_an_identity_token_for_a_token_registry(
+    token_registry: RunningRegistry, cred_helper: CredentialHelper
+) -> None:
+    """Docker keeps an identity token (`az acr login` with a credsStore) in a helper under
+    the user name `<token>`: it is traded by the refresh-token grant, not sent as a password."""
+    assert token_registry.refresh_token is not None
+    cred_helper.seed(token_registry.host, "<token>", token_registry.refresh_token)
+    write_docker_config({"credsStore": HELPER})
+    found = resolve_credentials(RegistryHost.parse(token_registry.host))
+    assert found is not None and found.identity_token == token_registry.refresh_token
+    before = token_registry.grants("refresh_token")
+    assert pushes(token_registry)
+    assert token_registry.grants("refresh_token") > before
 
 
 def test_helper_without_credentials_for_the_host_means_anonymous(

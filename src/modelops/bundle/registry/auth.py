@@ -2,6 +2,11 @@
 challenge (`WWW-Authenticate: Bearer realm=…,service=…,scope=…`) with tokens cached per
 repository and fetched again before they expire.
 
+The token service is asked as Docker asks it: with a password, by GET with basic auth; with
+an identity token (`az acr login`), by the OAuth2 refresh-token grant, a POST form
+(distribution's spec/auth/oauth), so the identity token is in no header and no URL. An ACR
+access token given as the password of the all-zero user is a password like any other.
+
 Requests with streamed bodies cannot be replayed after a 401, so callers first make a
 bodiless request in the same scope (the upload POST does this), and a token is renewed
 before a request whenever it is near expiry, never only after a rejection.
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from modelops.bundle.registry.credentials import Credentials
+from modelops.bundle.registry.credentials import TOKEN_USERNAME, Credentials
 from modelops.bundle.registry.host import RegistryHost, origin_of, origin_text
 from modelops.contracts import ErrorClass, ModelOpsError
 
@@ -34,6 +39,8 @@ _REPOSITORY_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags)/")
 _READ_METHODS = ("GET", "HEAD")
 _EXPIRY_MARGIN_S = 10.0
 _DEFAULT_TOKEN_LIFETIME_S = 60.0
+_CLIENT_ID = "modelops"  # who asks, in the OAuth2 form (the spec requires one)
+_AZURE_REGISTRY = re.compile(r"([a-z0-9]+)\.azurecr\.(?:io|cn|us)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,13 @@ def _resource(request: httpx.Request) -> str:
     if request.url.path.startswith("/v2/_catalog"):
         return "registry:catalog"
     return ""
+
+
+def _acr_login(host: RegistryHost, *options: str) -> str:
+    """The command that renews this registry's tokens: ACR issues the kinds these flows use."""
+    match = _AZURE_REGISTRY.fullmatch(host.host)
+    name = match.group(1).lower() if match else "<registry name>"
+    return "`" + " ".join(["az acr login --name", name, *options]) + "`"
 
 
 def _actions_needed(request: httpx.Request, resource: str) -> frozenset[str]:
@@ -158,6 +172,42 @@ class RegistryAuth(httpx.Auth):
         pair = f"{self.credentials.username}:{self.credentials.password}".encode()
         return "Basic " + base64.b64encode(pair).decode()
 
+    def _token_request(self, realm: str, params: dict[str, str]) -> httpx.Request:
+        """An identity token is traded by the OAuth2 refresh-token grant, anything else by GET
+        (basic auth when there are credentials), as Docker does."""
+        credentials = self.credentials
+        if credentials is not None and credentials.identity_token:
+            form = {
+                **params,
+                "grant_type": "refresh_token",
+                "refresh_token": credentials.identity_token,
+                "client_id": _CLIENT_ID,
+            }
+            return httpx.Request("POST", realm, data=form)
+        headers = {"Authorization": self._basic_header()} if credentials else {}
+        return httpx.Request("GET", realm, params=params, headers=headers)
+
+    def _fix_for_a_refusal(self) -> str:
+        """What to do when the token service refused to log in, by what it refused."""
+        credentials = self.credentials
+        if credentials is None:
+            return (
+                f"no credentials were found; run `mops bundle login {self.host}` or set "
+                "MODELOPS_REGISTRY_USERNAME/PASSWORD"
+            )
+        if credentials.identity_token:
+            return (
+                f"the identity token from {credentials.source} was refused (it may have "
+                f"expired); run {_acr_login(self.host)} again"
+            )
+        if credentials.username == TOKEN_USERNAME:
+            return (
+                f"the token given as the password of user {TOKEN_USERNAME} "
+                f"({credentials.source}) was refused (it may have expired); get a new one with "
+                f"{_acr_login(self.host, '--expose-token')}"
+            )
+        return "check the credentials"
+
     def _fetch_token(
         self, challenge: dict[str, str], resource: str, needed: frozenset[str]
     ) -> Generator[httpx.Request, httpx.Response, str]:
@@ -170,28 +220,19 @@ class RegistryAuth(httpx.Auth):
         params = {"service": challenge.get("service", "")}
         if resource:
             params["scope"] = f"{resource}:{','.join(sorted(actions))}"
-        headers = {"Authorization": self._basic_header()} if self.credentials else {}
-        token_response = yield httpx.Request(
-            "GET", challenge["realm"], params=params, headers=headers
-        )
+        token_response = yield self._token_request(challenge["realm"], params)
         token_response.read()
         if token_response.status_code != 200:
-            hint = (
-                "check the credentials"
-                if self.credentials
-                else "no credentials were found; run `mops bundle login "
-                f"{self.host}` or set MODELOPS_REGISTRY_USERNAME/PASSWORD"
-            )
             raise ModelOpsError(
                 ErrorClass.REGISTRY_AUTH,
                 f"authentication failed for {self.host} (HTTP {token_response.status_code} "
-                f"from its token service); {hint}",
+                f"from its token service); {self._fix_for_a_refusal()}",
             )
         try:
             body = token_response.json()
             value = body.get("token") or body["access_token"]
             lifetime = float(body.get("expires_in") or _DEFAULT_TOKEN_LIFETIME_S)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelOpsError(
                 ErrorClass.REGISTRY_AUTH,
                 f"the token service of {self.host} answered without a token "

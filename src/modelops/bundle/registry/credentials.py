@@ -3,8 +3,10 @@ Docker's config.json (the host's `credHelpers` entry, then `credsStore`, then `a
 Docker itself reads it), else anonymous.
 
 Docker's file and helper protocol are used as they are, so `docker login`, `az acr login`
-and `mops bundle login` all serve each other. Passwords never appear in a repr, an error
-or a log line.
+and `mops bundle login` all serve each other. That includes the identity token `az acr login`
+stores (`auths[host].identitytoken`, or a helper entry whose username is `<token>`): an OAuth2
+refresh token the token flow trades for access tokens (auth.py), as Docker does. Passwords
+and identity tokens never appear in a repr, an error or a log line.
 """
 
 from __future__ import annotations
@@ -24,13 +26,22 @@ from modelops.contracts import ErrorClass, ModelOpsError
 
 USERNAME_ENV = "MODELOPS_REGISTRY_USERNAME"
 PASSWORD_ENV = "MODELOPS_REGISTRY_PASSWORD"
+# The user name ACR gives its tokens: `az acr login` writes it beside an identity token, and
+# `az acr login --expose-token` says to log in with it and the token as the password.
+TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000"
+# The user name a Docker credential helper stores an identity token under.
+_HELPER_TOKEN_USERNAME = "<token>"
 
 
 @dataclass(frozen=True)
 class Credentials:
+    """A username and password; or an identity token, which the token flow uses in place of
+    the password (Docker's rule: it wins when both are there)."""
+
     username: str
     password: str = field(repr=False)
     source: str = "command line"  # where they came from, for messages
+    identity_token: str = field(default="", repr=False)
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, source={self.source!r})"
@@ -146,10 +157,26 @@ def _from_docker_config(host: RegistryHost) -> Credentials | None:
 
 
 def _from_auth_entry(entry: dict, key: str) -> Credentials | None:
-    """Credentials of one `auths` entry. Docker reads `auth` strictly (standard base64 of
-    `user:password`) and so does this: anything else is an error naming the file and the
-    entry, never the value, and never quietly empty credentials."""
+    """Credentials of one `auths` entry: a user and password, an identity token, or both."""
     source = f"{docker_config_path()} (auths[{key!r}])"
+    identity_token = entry.get("identitytoken") or ""
+    if not isinstance(identity_token, str):
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"{source}: 'identitytoken' is a JSON {_kind(identity_token)}, not a string; "
+            "log in again or fix the entry",
+        )
+    pair = _user_and_password(entry, source)
+    if pair is None and not identity_token:
+        return None
+    username, password = pair or ("", "")
+    return Credentials(username, password, source, identity_token=identity_token)
+
+
+def _user_and_password(entry: dict, source: str) -> tuple[str, str] | None:
+    """An entry's `auth`, else its `username` and `password`. Docker reads `auth` strictly
+    (standard base64 of `user:password`) and so does this: anything else is an error naming
+    the file and the entry, never the value, and never quietly empty credentials."""
     if entry.get("auth"):
         problem = _auth_problem(entry["auth"])
         if problem:
@@ -159,14 +186,14 @@ def _from_auth_entry(entry: dict, key: str) -> Credentials | None:
                 "log in again (`mops bundle login`) or fix the entry",
             )
         username, _, password = _decode_auth(entry["auth"]).decode().partition(":")
-        return Credentials(username, password, source)
+        return username, password
     username, password = entry.get("username"), entry.get("password")
     if username and password is not None:
         if not isinstance(username, str) or not isinstance(password, str):
             raise ModelOpsError(
                 ErrorClass.BAD_INPUT, f"{source}: 'username' and 'password' must be strings"
             )
-        return Credentials(username, password, source)
+        return username, password
     return None
 
 
@@ -215,13 +242,17 @@ def _from_helper(helper: str, server: str) -> Credentials | None:
             ErrorClass.REGISTRY_AUTH,
             f"credential helper {helper!r} failed for {server} (exit {done.returncode})",
         )
+    source = f"credential helper {helper!r}"
     try:
         answer = json.loads(done.stdout)
-        return Credentials(answer["Username"], answer["Secret"], f"credential helper {helper!r}")
+        username, secret = answer["Username"], answer["Secret"]
     except (ValueError, KeyError) as exc:
         raise ModelOpsError(
             ErrorClass.REGISTRY_AUTH, f"credential helper {helper!r} gave an unreadable answer"
         ) from exc
+    if username == _HELPER_TOKEN_USERNAME:  # how Docker stores an identity token in a helper
+        return Credentials(username, "", source, identity_token=secret)
+    return Credentials(username, secret, source)
 
 
 def store_credentials(host: RegistryHost, credentials: Credentials) -> str:
