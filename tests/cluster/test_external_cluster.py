@@ -5,88 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from tests.cluster.external import START_TIMEOUT_S
 
 from modelops.devtools.smoke import run_smoke_test
-
-START_TIMEOUT_S = 120
-DASK = str(Path(sys.executable).parent / "dask")  # the CLI installed beside this Python
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-            start_new_session=True,
-        )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-
-
-@pytest.fixture
-def external_scheduler(tmp_path: Path) -> Iterator[str]:
-    """A scheduler and two single-thread workers started with the real `dask` CLI."""
-    scheduler_file = tmp_path / "scheduler.json"
-    processes: list[subprocess.Popen] = []
-    try:
-        processes.append(
-            _start(
-                [
-                    DASK,
-                    "scheduler",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--no-dashboard",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                ],
-                tmp_path / "scheduler.log",
-            )
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        processes.append(
-            _start(
-                [
-                    DASK,
-                    "worker",
-                    address,
-                    "--nworkers",
-                    "2",
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                    "--death-timeout",
-                    str(START_TIMEOUT_S),
-                ],
-                tmp_path / "workers.log",
-            )
-        )
-        yield address
-    finally:
-        for process in reversed(processes):
-            _stop(process)
 
 
 def test_smoke_test_runs_on_separate_scheduler_and_worker_processes(

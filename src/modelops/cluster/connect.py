@@ -21,7 +21,11 @@ CONNECT_TIMEOUT_S = 120
 def open_cluster(
     scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int = 1
 ) -> Iterator[Client]:
-    """A client whose workers all run the ModelOps plugin; closes what it started."""
+    """A client whose workers all have ModelOps loaded; closes what it started.
+
+    The plugin is registered on every connect, so workers without the preload get it, and
+    so do workers that join later; a worker that already has a runner (from the preload or
+    an earlier client) keeps it with its warm children (see `plugin`)."""
     with ExitStack() as stack:
         if scheduler:
             client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT_S))
