@@ -164,6 +164,7 @@ def simulate(
     config: dict[str, Any] | None = None,
     outputs: Iterable[str] | None = None,
     scheduler: str | None = None,
+    cluster: str | None = None,
     limits: RunLimits | None = None,
     lock: LockMode = LockMode.UPDATE,
 ) -> SimReturn:
@@ -178,7 +179,8 @@ def simulate(
         tuple(outputs) if outputs is not None else None,
         limits or RunLimits(),
     )
-    with open_cluster(scheduler or Settings.from_env().scheduler, n_workers=1) as client:
+    scheduler = scheduler or Settings.from_env().scheduler
+    with open_cluster(scheduler, n_workers=1, kind=cluster) as client:
         return next(run_tasks(client, [task]))
 
 
@@ -303,14 +305,22 @@ def run(
     workers: int | None = None,
     lock: LockMode = LockMode.UPDATE,
     progress: bool | ProgressCallback = True,
+    cluster: str | None = None,
 ) -> Job:
     """Run a study file (or a `StudySpec`) to the end: every simulation the store does not
     hold yet, results streamed into it. `progress` shows rich's bar (notebooks display it
-    too); False shows nothing, and a function gets a `JobProgress` after every result."""
+    too); False shows nothing, and a function gets a `JobProgress` after every result.
+    `cluster` is `embedded`, `scheduler`, `slurm` or `kubernetes` (default: the settings;
+    docs/configuration.md)."""
     spec = study if isinstance(study, StudySpec) else load_study(study)
     with _progress_bar(progress, spec.n_simulations) as on_progress:
         record = run_study(
-            spec, scheduler=scheduler, n_workers=workers, on_progress=on_progress, lock=lock
+            spec,
+            scheduler=scheduler,
+            n_workers=workers,
+            on_progress=on_progress,
+            lock=lock,
+            cluster=cluster,
         )
     return Job(record)
 
@@ -320,11 +330,14 @@ def resume(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool | ProgressCallback = True,
+    cluster: str | None = None,
 ) -> Job:
     """Run what a job has not finished: its missing and failed simulations, nothing else."""
     total = job(job_id).counts.total
     with _progress_bar(progress, total) as on_progress:
-        record = resume_job(job_id, scheduler=scheduler, n_workers=workers, on_progress=on_progress)
+        record = resume_job(
+            job_id, scheduler=scheduler, n_workers=workers, on_progress=on_progress, cluster=cluster
+        )
     return Job(record)
 
 

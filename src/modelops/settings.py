@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.contracts.sizes import parse_size_mb
 
 PROJECT_FILE = "modelops.toml"
+CLUSTER_KINDS = ("embedded", "scheduler", "slurm", "kubernetes")
 DEFAULT = "default"
 ENVIRONMENT = "environment"
 
@@ -37,10 +40,15 @@ class Settings:
     registry_insecure: bool = False  # plain HTTP to a registry off loopback
     cache_max_gb: float = 50.0  # bundles and envs beyond are evicted, least recently used
     child_threads: int = 1  # OMP/MKL/OPENBLAS threads per child
+    cluster: str | None = None  # embedded, scheduler, slurm or kubernetes; None: decided
     scheduler: str | None = None  # a Dask scheduler address; None: the embedded cluster
     tls_ca: Path | None = None  # for a tls:// scheduler: the CA that signed its certificate
     tls_cert: Path | None = None  # this client's certificate
     tls_key: Path | None = None  # and its key
+    slurm_queue: str | None = None  # the partition workers' jobs go to; None: Slurm's default
+    slurm_cores: int = 1  # cores per worker job (one thread per core)
+    slurm_memory: str = "4GB"  # memory per worker job
+    slurm_walltime: str = "01:00:00"  # time limit per worker job
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Setting name -> where its value came from (`mops config show`)."""
 
@@ -181,6 +189,31 @@ def _flag(raw: object) -> bool:
     raise ValueError(raw)
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def read(raw: object) -> str:
+        text = _text(raw)
+        if text not in choices:
+            raise ValueError(raw)
+        return text
+
+    return read
+
+
+def _size(raw: object) -> str:
+    text = _text(raw)
+    if text is None:
+        raise ValueError(raw)
+    parse_size_mb(text)  # a ValueError when it is no size
+    return text
+
+
+def _walltime(raw: object) -> str:
+    text = _text(raw)
+    if text is None or not re.fullmatch(r"(\d+-)?\d{1,2}:\d{2}:\d{2}", text):
+        raise ValueError(raw)
+    return text
+
+
 def _positive(kind: type) -> Callable[[object], Any]:
     def read(raw: object) -> Any:
         if isinstance(raw, bool):
@@ -214,6 +247,14 @@ SETTINGS = (
         _positive(int),
         "a positive whole number of threads, e.g. 1",
     ),
+    Setting(
+        "cluster",
+        "MODELOPS_CLUSTER",
+        "cluster",
+        "kind",
+        _one_of(CLUSTER_KINDS),
+        f"one of {', '.join(CLUSTER_KINDS)}",
+    ),
     Setting("scheduler", "MODELOPS_SCHEDULER", "cluster", "scheduler", _text, "an address"),
     Setting(
         "bundle_registry", "MODELOPS_BUNDLE_REGISTRY", "registry", "host", _text, "a host[:port]"
@@ -230,6 +271,24 @@ SETTINGS = (
     Setting("tls_ca", "MODELOPS_TLS_CA", "tls", "ca", _path, "a PEM file"),
     Setting("tls_cert", "MODELOPS_TLS_CERT", "tls", "cert", _path, "a PEM file"),
     Setting("tls_key", "MODELOPS_TLS_KEY", "tls", "key", _path, "a PEM file"),
+    Setting("slurm_queue", "MODELOPS_SLURM_QUEUE", "slurm", "queue", _text, "a partition"),
+    Setting(
+        "slurm_cores",
+        "MODELOPS_SLURM_CORES",
+        "slurm",
+        "cores",
+        _positive(int),
+        "a positive whole number of cores, e.g. 4",
+    ),
+    Setting("slurm_memory", "MODELOPS_SLURM_MEMORY", "slurm", "memory", _size, "a size, e.g. 8GB"),
+    Setting(
+        "slurm_walltime",
+        "MODELOPS_SLURM_WALLTIME",
+        "slurm",
+        "walltime",
+        _walltime,
+        "a time limit as HH:MM:SS, e.g. 01:00:00",
+    ),
 )
 _BY_KEY = {(spec.table, spec.key): spec for spec in SETTINGS}
 _SECRET_WORDS = ("password", "token", "secret")

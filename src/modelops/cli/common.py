@@ -21,6 +21,14 @@ SchedulerOption = Annotated[
     str | None,
     typer.Option(envvar="MODELOPS_SCHEDULER", help="tcp://host:8786; default: embedded cluster"),
 ]
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        envvar="MODELOPS_CLUSTER",
+        help="embedded, scheduler, slurm or kubernetes (default: the settings).",
+    ),
+]
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=1, help="Embedded cluster size (default: cores).")
 ]

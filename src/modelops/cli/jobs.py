@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from modelops.cli.common import (
+    ClusterOption,
     FrozenOption,
     LockedOption,
     SchedulerOption,
@@ -178,6 +179,7 @@ def _finish(job: Job) -> None:
 def run(
     study: Annotated[Path, typer.Argument(help="The study file (TOML).")],
     scheduler: SchedulerOption = None,
+    cluster: ClusterOption = None,
     workers: WorkersOption = None,
     locked: LockedOption = False,
     frozen: FrozenOption = False,
@@ -196,7 +198,7 @@ def run(
             )
         with _progress() as progress:
             bar = _Bar(progress, f"{spec.n_simulations} simulations")
-            job = api.run(spec, scheduler, workers, lock, progress=bar)
+            job = api.run(spec, scheduler, workers, lock, progress=bar, cluster=cluster)
     _finish(job)
 
 
@@ -341,13 +343,15 @@ def _write_json_list(items: Iterator[dict]) -> None:
 def jobs_resume(
     job_id: JobIdArgument,
     scheduler: SchedulerOption = None,
+    cluster: ClusterOption = None,
     workers: WorkersOption = None,
 ) -> None:
     """Run what a job has not finished: its missing and failed simulations."""
     from modelops import api
 
     with errors_end_the_command(), _progress() as progress:
-        job = api.resume(job_id, scheduler, workers, progress=_Bar(progress, "resumed"))
+        bar = _Bar(progress, "resumed")
+        job = api.resume(job_id, scheduler, workers, progress=bar, cluster=cluster)
     _finish(job)
 
 

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from modelops.cli.bundle import bundle_app
 from modelops.cli.common import (
+    ClusterOption,
     FrozenOption,
     LockedOption,
     SchedulerOption,
@@ -66,6 +67,7 @@ def sim(
         list[str] | None, typer.Option("--output", "-o", help="Keep only these outputs.")
     ] = None,
     scheduler: SchedulerOption = None,
+    cluster: ClusterOption = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Kill the simulation after SECONDS.")
     ] = None,
@@ -105,7 +107,14 @@ def sim(
         )
         bundle = api.resolve(path_or_ref, lock_mode(locked, frozen))
         result = api.simulate(
-            bundle, entrypoint, params, seed, outputs=output, scheduler=scheduler, limits=limits
+            bundle,
+            entrypoint,
+            params,
+            seed,
+            outputs=output,
+            scheduler=scheduler,
+            cluster=cluster,
+            limits=limits,
         )
     except ModelOpsError as exc:
         error = exc.info

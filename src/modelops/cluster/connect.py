@@ -1,5 +1,7 @@
-"""One way to get a Dask client with the ModelOps plugin: an embedded LocalCluster by default,
-or any running scheduler by address."""
+"""One way to get a Dask client with the ModelOps plugin, whatever the cluster: an embedded
+LocalCluster by default, any running scheduler by address (`tls://` with Dask's TLS
+security), workers started as Slurm jobs, or a Dask cluster on Kubernetes. The client's own
+code is the same for all of them."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+import dask.config
 from distributed import Client, LocalCluster
+from distributed.security import Security
 
 from modelops.cluster.plugin import PLUGIN_NAME, ModelOpsWorkerPlugin
+from modelops.contracts import ErrorClass, ModelOpsError
+from modelops.settings import CLUSTER_KINDS, Settings
 
 # Worker processes take seconds to start on a busy 2-core machine; the earlier system's
 # 5 s death timeout made its fixtures hang. Be generous.
@@ -19,16 +25,47 @@ CONNECT_TIMEOUT_S = 120
 
 @contextmanager
 def open_cluster(
-    scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int = 1
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    kind: str | None = None,
 ) -> Iterator[Client]:
     """A client whose workers all have ModelOps loaded; closes what it started.
 
-    The plugin is registered on every connect, so workers without the preload get it, and
-    so do workers that join later; a worker that already has a runner (from the preload or
-    an earlier client) keeps it with its warm children (see `plugin`)."""
+    The kind of cluster is `kind`, else `scheduler` when an address is given, else the
+    `cluster.kind` setting, else the embedded one. The plugin is registered on every
+    connect, so workers without the preload get it, and so do workers that join later; a
+    worker that already has a runner (from the preload or an earlier client) keeps it with
+    its warm children (see `plugin`)."""
+    settings = Settings.from_env()
+    kind = kind or ("scheduler" if scheduler else settings.cluster or "embedded")
+    if kind not in CLUSTER_KINDS:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"no cluster kind {kind!r}; the kinds are {', '.join(CLUSTER_KINDS)}",
+        )
     with ExitStack() as stack:
-        if scheduler:
-            client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT_S))
+        if kind == "scheduler":
+            if not scheduler:
+                raise ModelOpsError(
+                    ErrorClass.BAD_INPUT,
+                    "the cluster kind 'scheduler' needs an address: pass --scheduler "
+                    "tcp://HOST:8786, or set [cluster] scheduler in modelops.toml",
+                )
+            security = _security(scheduler, settings)
+            client = stack.enter_context(
+                Client(scheduler, timeout=CONNECT_TIMEOUT_S, security=security)
+            )
+        elif kind == "slurm":
+            from modelops.cluster.slurm import slurm_cluster
+
+            cluster = stack.enter_context(slurm_cluster(settings, n_workers or 1))
+            client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
+        elif kind == "kubernetes":
+            from modelops.cluster.kubernetes import kubernetes_cluster
+
+            cluster = stack.enter_context(kubernetes_cluster(settings, n_workers or 1))
+            client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
         else:
             cluster = stack.enter_context(
                 LocalCluster(
@@ -36,8 +73,8 @@ def open_cluster(
                     threads_per_worker=threads_per_worker,
                     processes=True,
                     dashboard_address=None,
-                    # The scheduler's HTTP endpoints (health, metrics) on a free loopback
-                    # port, so two embedded clusters never fight over 8787.
+                    # The scheduler's dashboard on a free loopback port, so two embedded
+                    # clusters never fight over 8787.
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                     death_timeout=CONNECT_TIMEOUT_S,
@@ -46,3 +83,37 @@ def open_cluster(
             client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
         client.register_plugin(ModelOpsWorkerPlugin(), name=PLUGIN_NAME)
         yield client
+
+
+def _security(scheduler: str, settings: Settings) -> Security | None:
+    """Dask's TLS security for a `tls://` scheduler, from the `tls` settings; without them,
+    Dask's own configuration (`distributed.comm.tls.*`) decides, and with neither the
+    problem is said here rather than as an SSL error from deep inside Dask."""
+    if not scheduler.startswith("tls://"):
+        return None
+    files = {"ca": settings.tls_ca, "cert": settings.tls_cert, "key": settings.tls_key}
+    given = [name for name, path in files.items() if path is not None]
+    if not given:
+        if dask.config.get("distributed.comm.tls.ca-file", None):
+            return None
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"{scheduler} is a TLS scheduler but no certificates are set: set [tls] ca, cert "
+            "and key in modelops.toml, or MODELOPS_TLS_CA, MODELOPS_TLS_CERT and "
+            "MODELOPS_TLS_KEY",
+        )
+    missing = [name for name in files if name not in given]
+    if missing:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"TLS needs a CA, a certificate and a key; tls.{', tls.'.join(missing)} is not set",
+        )
+    for name, path in files.items():
+        if not path.is_file():  # type: ignore[union-attr]
+            raise ModelOpsError(ErrorClass.BAD_INPUT, f"tls.{name}: no file {path}")
+    return Security(
+        tls_ca_file=str(settings.tls_ca),
+        tls_client_cert=str(settings.tls_cert),
+        tls_client_key=str(settings.tls_key),
+        require_encryption=True,
+    )

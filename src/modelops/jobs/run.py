@@ -70,6 +70,7 @@ def run_study(
     on_start: Callable[[JobRecord], None] | None = None,
     on_progress: ProgressCallback | None = None,
     lock: LockMode = LockMode.UPDATE,
+    cluster: str | None = None,
 ) -> JobRecord:
     """Publish the study's bundle, record a new job, and run it to the end."""
     settings = settings or Settings.from_env()
@@ -88,7 +89,8 @@ def run_study(
     )
     if on_start:
         on_start(job)
-    return _run(job, spec, bundle, records, store, scheduler, n_workers, on_progress)
+    where = _Where(scheduler, n_workers, cluster)
+    return _run(job, spec, bundle, records, store, where, on_progress)
 
 
 def resume_job(
@@ -97,6 +99,7 @@ def resume_job(
     scheduler: str | None = None,
     n_workers: int | None = None,
     on_progress: ProgressCallback | None = None,
+    cluster: str | None = None,
 ) -> JobRecord:
     """Run what a job has not finished: missing and failed simulations, nothing else."""
     settings = settings or Settings.from_env()
@@ -107,7 +110,8 @@ def resume_job(
     bundle = describe_bundle(BundleRef.parse(job.bundle), open_store(settings))
     store = ResultStore(job.results)
     scheduler = scheduler or settings.scheduler
-    return _run(job, spec, bundle, records, store, scheduler, n_workers, on_progress)
+    where = _Where(scheduler, n_workers, cluster)
+    return _run(job, spec, bundle, records, store, where, on_progress)
 
 
 def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
@@ -267,14 +271,22 @@ class _JobRun:
         self.last_checkpoint = time.monotonic()
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where a job's simulations run: a scheduler address, or a cluster of a kind and size."""
+
+    scheduler: str | None
+    n_workers: int | None
+    cluster: str | None
+
+
 def _run(
     job: JobRecord,
     spec: StudySpec,
     bundle: BundleDescription,
     records: JobRecords,
     store: ResultStore,
-    scheduler: str | None,
-    n_workers: int | None,
+    where: _Where,
     on_progress: ProgressCallback | None,
 ) -> JobRecord:
     """One run of `job`, holding its run lock throughout: one process per job."""
@@ -292,7 +304,7 @@ def _run(
             pending = run.tasks()
             first = next(pending, None)
             if first is not None:  # a study that is all cache hits needs no cluster at all
-                with open_cluster(scheduler, n_workers=n_workers) as client:
+                with open_cluster(where.scheduler, where.n_workers, kind=where.cluster) as client:
                     run.cluster_opened(client.dashboard_link)
                     tasks = itertools.chain([first], pending)
                     for result in run_tasks(client, tasks, batch_size=spec.resources.batch_size):
