@@ -49,6 +49,9 @@ class Settings:
     slurm_cores: int = 1  # cores per worker job (one thread per core)
     slurm_memory: str = "4GB"  # memory per worker job
     slurm_walltime: str = "01:00:00"  # time limit per worker job
+    kubernetes_name: str = "modelops"  # the DaskCluster to connect to (or create)
+    kubernetes_namespace: str | None = None  # None: the kubeconfig's namespace
+    kubernetes_image: str | None = None  # NAME@sha256:...: create the cluster from it
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     """Setting name -> where its value came from (`mops config show`)."""
 
@@ -288,6 +291,23 @@ SETTINGS = (
         "walltime",
         _walltime,
         "a time limit as HH:MM:SS, e.g. 01:00:00",
+    ),
+    Setting("kubernetes_name", "MODELOPS_KUBERNETES_NAME", "kubernetes", "name", _text, "a name"),
+    Setting(
+        "kubernetes_namespace",
+        "MODELOPS_KUBERNETES_NAMESPACE",
+        "kubernetes",
+        "namespace",
+        _text,
+        "a namespace",
+    ),
+    Setting(
+        "kubernetes_image",
+        "MODELOPS_KUBERNETES_IMAGE",
+        "kubernetes",
+        "image",
+        _text,
+        "an image pinned by digest, NAME@sha256:...",
     ),
 )
 _BY_KEY = {(spec.table, spec.key): spec for spec in SETTINGS}

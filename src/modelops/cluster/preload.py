@@ -16,6 +16,8 @@ from distributed import Worker
 
 from modelops.cluster.plugin import PLUGIN_NAME, ModelOpsWorkerPlugin, close_runner
 
+WORKER_COMMAND = ("dask", "worker", "--preload", __name__)  # then the scheduler's address
+
 
 async def dask_setup(worker: Worker) -> None:
     if not isinstance(worker, Worker):
