@@ -30,7 +30,10 @@ ClusterOption = Annotated[
     ),
 ]
 WorkersOption = Annotated[
-    int | None, typer.Option("--workers", min=1, help="Embedded cluster size (default: cores).")
+    int | None,
+    typer.Option(
+        "--workers", min=1, help="Workers to start: embedded (default: cores), Slurm jobs (1)."
+    ),
 ]
 LockedOption = Annotated[
     bool,
