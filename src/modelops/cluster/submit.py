@@ -9,6 +9,7 @@ Leaving the iterator early (Ctrl-C, an error in the consumer) cancels what is in
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Iterator
 
 from distributed import Client, Future, as_completed
@@ -18,6 +19,7 @@ from modelops.contracts import ErrorClass, ErrorInfo, SimReturn, SimTask
 
 TARGET_TASK_S = 0.25  # aim for Dask tasks of about this long when sizing batches
 MAX_BATCH = 1000
+WINDOW_RESIZE_S = 2.0  # how often the window looks for workers that joined
 
 
 class BatchSizer:
@@ -50,10 +52,16 @@ def run_tasks(
     batch_size: int | None = None,
 ) -> Iterator[SimReturn]:
     """Run `tasks`; yields one SimReturn per task, in completion order. `window` bounds the
-    Dask tasks in flight (default: twice the cluster's threads); `batch_size` fixes the
+    Dask tasks in flight (default: twice the cluster's threads, looked at again every few
+    seconds as workers join); `batch_size` fixes the
     simulations per Dask task (default: sized from measured durations)."""
-    if window is None:
-        window = 2 * max(1, sum(client.nthreads().values()))
+    sized = window is None  # grows as workers join: Slurm jobs and pods start late
+
+    def cluster_window() -> int:
+        return 2 * max(1, sum(client.nthreads().values()))
+
+    window = cluster_window() if window is None else window
+    sized_at = time.monotonic()
     pending = iter(tasks)
     sizer = BatchSizer(batch_size)
     counter = itertools.count()
@@ -83,6 +91,12 @@ def run_tasks(
                     sizer.observe(result.timings.get("total_s", 0.0))
             yield from results
             submit()
+            if sized and time.monotonic() - sized_at >= WINDOW_RESIZE_S:
+                sized_at = time.monotonic()
+                grown = cluster_window()
+                for _ in range(grown - window):  # workers joined: keep them busy too
+                    submit()
+                window = max(window, grown)
     finally:
         if in_flight:
             client.cancel([future for future, _ in in_flight.values()], force=True)
