@@ -1,4 +1,5 @@
-"""Reading a study file: TOML → StudySpec, or one line saying `file:line: field: problem`."""
+"""Reading a study file (or a calibration file): TOML → spec, or one line saying
+`file:line: field: problem`."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.study.errors import Loc, describe, dotted, unknown_field
 from modelops.study.locate import key_lines, line_of
+from modelops.study.run import RunSpec
 from modelops.study.spec import StudySpec
+
+Spec = TypeVar("Spec", bound=RunSpec)
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TOML_END = re.compile(r"\s*\(at end of document\)$")
@@ -21,36 +25,47 @@ _TOML_END = re.compile(r"\s*\(at end of document\)$")
 
 def load_study(path: Path) -> StudySpec:
     """The study in the file at `path`; a relative bundle folder is taken from its folder."""
+    return parse_study(read_spec_file(path, "study"), Path(path))
+
+
+def parse_study(text: str, source: Path | None = None) -> StudySpec:
+    """The study in `text`; `source` names it in errors and places a relative bundle."""
+    return parse_spec(StudySpec, text, source, "study")
+
+
+def read_spec_file(path: Path, kind: str) -> str:
+    """The text of a `kind` file ("study", "calibration"), or one line saying why not."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a BOM from some editors is not TOML
+        return path.read_text(encoding="utf-8-sig")  # a BOM from some editors is not TOML
     except FileNotFoundError:
-        raise ModelOpsError(ErrorClass.NOT_FOUND, f"study file {str(path)!r} not found") from None
+        raise ModelOpsError(ErrorClass.NOT_FOUND, f"{kind} file {str(path)!r} not found") from None
     except UnicodeDecodeError as exc:
         raise ModelOpsError(
             ErrorClass.BAD_INPUT, f"{path}: not valid TOML: not UTF-8 text ({exc.reason})"
         ) from None
     except OSError as exc:
         raise ModelOpsError(
-            ErrorClass.BAD_INPUT, f"cannot read study file {str(path)!r}: {exc.strerror}"
+            ErrorClass.BAD_INPUT, f"cannot read {kind} file {str(path)!r}: {exc.strerror}"
         ) from None
-    return parse_study(text, path)
 
 
-def parse_study(text: str, source: Path | None = None) -> StudySpec:
-    """The study in `text`; `source` names it in errors and places a relative bundle."""
-    where = str(source) if source is not None else "<study>"
+def parse_spec(spec_type: type[Spec], text: str, source: Path | None, kind: str) -> Spec:
+    """The `spec_type` in TOML `text`, or one line `file:line: key: problem`; `source` names
+    the file in errors (`<kind>` without one) and is kept on the spec."""
+    where = str(source) if source is not None else f"<{kind}>"
     data = _toml(text, where)
     lines = key_lines(text)
 
     def locate(loc: Loc) -> str:
         return f"{where}:{line_of(lines, loc)}: {dotted(loc)}: "
 
-    if "source" in data:  # a field of the spec, but not one a file may set
-        known = [name for name in StudySpec.model_fields if name != "source"]
-        raise _bad(locate(("source",)) + unknown_field("source", known))
+    kept_out = {name for name, info in spec_type.model_fields.items() if info.exclude}
+    for name in kept_out & data.keys():  # the spec's own (`source`), not the file's
+        known = [field for field in spec_type.model_fields if field not in kept_out]
+        raise _bad(locate((name,)) + unknown_field(name, known))
     try:
-        spec = StudySpec.model_validate(data, context={"locate": locate})
+        spec = spec_type.model_validate(data, context={"locate": locate})
     except ValidationError as exc:
         raise _bad(first_problem(exc, lambda loc: line_of(lines, loc), locate)) from None
     return spec.model_copy(update={"source": Path(source) if source is not None else None})
@@ -85,7 +100,7 @@ def _bad(message: str) -> ModelOpsError:
     return ModelOpsError(ErrorClass.BAD_INPUT, " ".join(message.split()))
 
 
-def field_problem(spec: StudySpec, loc: Loc, problem: ModelOpsError) -> ModelOpsError:
+def field_problem(spec: RunSpec, loc: Loc, problem: ModelOpsError) -> ModelOpsError:
     """A problem found after loading (a bundle that does not exist, a parameter the model
     lacks) said the way a loading error is: `file:line: field: message`, same class."""
     if spec.source is None:

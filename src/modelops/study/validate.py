@@ -19,19 +19,20 @@ from modelops.sdk.wire import (
     unknown_entrypoint_message,
 )
 from modelops.study.load import field_problem
+from modelops.study.run import RunSpec
 from modelops.study.spec import StudySpec
 
 
-def _problem(spec: StudySpec, loc: tuple[str | int, ...], message: str) -> ModelOpsError:
+def _problem(spec: RunSpec, loc: tuple[str | int, ...], message: str) -> ModelOpsError:
     return field_problem(spec, loc, ModelOpsError(ErrorClass.BAD_INPUT, message))
 
 
 def check_study(spec: StudySpec, models: dict[str, Any]) -> None:
-    target, model = _entrypoint_model(spec, models)
+    target, model = entrypoint_model(spec, models)
     params = model["params"]
     space = spec.parameters
     for name, dim in space.dims.items():
-        _check_name(spec, ("parameters", "dims", name), target, name, params)
+        check_name(spec, ("parameters", "dims", name), target, name, params)
         declared = params[name]
         if declared["kind"] == "int" and dim.type == "float":
             raise _problem(
@@ -47,10 +48,10 @@ def check_study(spec: StudySpec, models: dict[str, Any]) -> None:
                 f"[{declared['low']}, {declared['high']}]",
             )
     for name, value in space.fixed.items():
-        _check_value(spec, ("parameters", "fixed", name), target, name, value, params)
+        check_value(spec, ("parameters", "fixed", name), target, name, value, params)
     for index, values in enumerate(space.sets or []):
         for name, value in values.items():
-            _check_value(spec, ("parameters", "sets", index, name), target, name, value, params)
+            check_value(spec, ("parameters", "sets", index, name), target, name, value, params)
     for name in spec.config:
         if name not in model["config"]:
             raise _problem(
@@ -68,8 +69,8 @@ def check_study(spec: StudySpec, models: dict[str, Any]) -> None:
             )
 
 
-def _entrypoint_model(spec: StudySpec, models: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The model the study's entrypoint runs, resolved as the SDK's wire resolves it (an
+def entrypoint_model(spec: RunSpec, models: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The model the file's entrypoint runs, resolved as the SDK's wire resolves it (an
     empty entrypoint: the bundle's only model); a mistake lists the entrypoints there are."""
     entrypoint = spec.entrypoint
     choices = choices_message({t: m["scenarios"] for t, m in models.items()})
@@ -96,24 +97,27 @@ def _entrypoint_model(spec: StudySpec, models: dict[str, Any]) -> tuple[str, dic
     raise _problem(spec, ("entrypoint",), unknown_entrypoint_message(entrypoint, reason, choices))
 
 
-def _check_name(
-    spec: StudySpec, loc: tuple[str | int, ...], target: str, name: str, params: dict
+def check_name(
+    spec: RunSpec, loc: tuple[str | int, ...], target: str, name: str, params: dict
 ) -> None:
+    """Refuse, at `loc`, a parameter the model does not declare, listing those it does."""
     if name not in params:
         raise _problem(
             spec, loc, f"{target} has no parameter {name!r}; it has {', '.join(params) or 'none'}"
         )
 
 
-def _check_value(
-    spec: StudySpec,
+def check_value(
+    spec: RunSpec,
     loc: tuple[str | int, ...],
     target: str,
     name: str,
     value: Any,
     params: dict,
 ) -> None:
-    _check_name(spec, loc, target, name, params)
+    """Refuse, at `loc`, a value the model would refuse: not a number, not whole for an int
+    parameter, outside the declared bounds."""
+    check_name(spec, loc, target, name, params)
     declared = params[name]
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise _problem(spec, loc, f"{target} takes {name!r} as a number, not {value!r}")
