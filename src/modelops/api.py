@@ -24,7 +24,7 @@ from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
 from modelops.bundle.store_in_use import Registry, open_store, parse_reference
-from modelops.cluster import open_cluster, run_tasks
+from modelops.cluster import cluster_kind, open_cluster, run_tasks
 from modelops.contracts import (
     BundleRef,
     ErrorClass,
@@ -170,6 +170,8 @@ def simulate(
 ) -> SimReturn:
     """Run one simulation of a project folder or a stored bundle through the full worker
     path (plugin, environment, warm child)."""
+    scheduler = scheduler or Settings.from_env().scheduler
+    cluster = check_cluster(scheduler, cluster)  # before anything is built
     task = SimTask(
         bundle if isinstance(bundle, BundleRef) else resolve(str(bundle), lock),
         entrypoint,
@@ -179,9 +181,16 @@ def simulate(
         tuple(outputs) if outputs is not None else None,
         limits or RunLimits(),
     )
-    scheduler = scheduler or Settings.from_env().scheduler
     with open_cluster(scheduler, n_workers=1, kind=cluster) as client:
         return next(run_tasks(client, [task]))
+
+
+def check_cluster(scheduler: str | None = None, cluster: str | None = None) -> str:
+    """The kind of cluster these choices and the settings give (`embedded`, `scheduler`,
+    `slurm`, `kubernetes`), checked: an unknown kind, a scheduler kind without an address or
+    a `tls://` address without certificates is one line, before anything is built."""
+    settings = Settings.from_env()
+    return cluster_kind(scheduler or settings.scheduler, cluster, settings)
 
 
 def check_bundle(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleCheck:

@@ -73,3 +73,20 @@ def test_bad_limits_are_refused_before_anything_runs(project: Path) -> None:
     assert doc["bundle"] is None
     code, doc = sim_json(str(project), "--memory-limit", "lots")
     assert code == 1 and "is not a size like 512MB" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cluster", "k8s"], "no cluster kind 'k8s'; the kinds are embedded, scheduler, slurm"),
+        (["--cluster", "scheduler"], "the cluster kind 'scheduler' needs an address"),
+        (["--scheduler", "tls://127.0.0.1:1"], "is a TLS scheduler but no certificates are set"),
+    ],
+)
+def test_an_unusable_cluster_choice_is_refused_before_anything_is_built(
+    project: Path, args: list[str], message: str
+) -> None:
+    code, doc = sim_json(str(project), *args)
+    assert code == 1 and doc["error"]["class"] == "bad_input"
+    assert message in doc["error"]["message"]
+    assert doc["bundle"] is None  # refused before the folder was built and published

@@ -105,6 +105,7 @@ def sim(
             memory_limit_mb=parse_size(memory_limit) if memory_limit else None,
             isolation=isolation,
         )
+        cluster = api.check_cluster(scheduler, cluster)
         bundle = api.resolve(path_or_ref, lock_mode(locked, frozen))
         result = api.simulate(
             bundle,

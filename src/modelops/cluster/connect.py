@@ -38,20 +38,10 @@ def open_cluster(
     worker that already has a runner (from the preload or an earlier client) keeps it with
     its warm children (see `plugin`)."""
     settings = Settings.from_env()
-    kind = kind or ("scheduler" if scheduler else settings.cluster or "embedded")
-    if kind not in CLUSTER_KINDS:
-        raise ModelOpsError(
-            ErrorClass.BAD_INPUT,
-            f"no cluster kind {kind!r}; the kinds are {', '.join(CLUSTER_KINDS)}",
-        )
+    kind = cluster_kind(scheduler, kind, settings)
     with ExitStack() as stack:
         if kind == "scheduler":
-            if not scheduler:
-                raise ModelOpsError(
-                    ErrorClass.BAD_INPUT,
-                    "the cluster kind 'scheduler' needs an address: pass --scheduler "
-                    "tcp://HOST:8786, or set [cluster] scheduler in modelops.toml",
-                )
+            assert scheduler is not None  # cluster_kind said so
             security = _security(scheduler, settings)
             client = stack.enter_context(
                 Client(scheduler, timeout=CONNECT_TIMEOUT_S, security=security)
@@ -83,6 +73,27 @@ def open_cluster(
             client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
         client.register_plugin(ModelOpsWorkerPlugin(), name=PLUGIN_NAME)
         yield client
+
+
+def cluster_kind(scheduler: str | None, kind: str | None, settings: Settings) -> str:
+    """The kind of cluster these arguments and settings ask for, checked (a known kind, an
+    address for a scheduler, certificates for a `tls://` one) before any bundle is built or
+    job recorded, so a mistake costs nothing."""
+    kind = kind or ("scheduler" if scheduler else settings.cluster or "embedded")
+    if kind not in CLUSTER_KINDS:
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"no cluster kind {kind!r}; the kinds are {', '.join(CLUSTER_KINDS)}",
+        )
+    if kind == "scheduler":
+        if not scheduler:
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT,
+                "the cluster kind 'scheduler' needs an address: pass --scheduler "
+                "tcp://HOST:8786, or set [cluster] scheduler in modelops.toml",
+            )
+        _security(scheduler, settings)
+    return kind
 
 
 def _security(scheduler: str, settings: Settings) -> Security | None:

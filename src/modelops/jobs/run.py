@@ -28,7 +28,7 @@ from modelops.bundle.inspect import BundleDescription, DescribedSource, describe
 from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.store_in_use import StoreInUse, open_store
-from modelops.cluster import open_cluster, run_tasks
+from modelops.cluster import cluster_kind, open_cluster, run_tasks
 from modelops.contracts import BundleRef, ModelOpsError, SimReturn, SimTask
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
@@ -75,6 +75,7 @@ def run_study(
     """Publish the study's bundle, record a new job, and run it to the end."""
     settings = settings or Settings.from_env()
     scheduler = scheduler or settings.scheduler
+    cluster = cluster_kind(scheduler, cluster, settings)  # checked before anything is built
     bundle_store, bundle = _bundle_of(spec, settings, lock)
     if scheduler is None:  # the models can be asked here, in the environment workers use
         _check_against_models(spec, bundle, bundle_store, settings)
@@ -103,13 +104,14 @@ def resume_job(
 ) -> JobRecord:
     """Run what a job has not finished: missing and failed simulations, nothing else."""
     settings = settings or Settings.from_env()
+    scheduler = scheduler or settings.scheduler
+    cluster = cluster_kind(scheduler, cluster, settings)
     records = JobRecords(settings.jobs_db)
     job = records.get(job_id)  # a unique prefix will do; the lock is taken by the full id
     # a record written before studies had seed_bits was planned with 64-bit seeds
     spec = StudySpec.model_validate({"seed_bits": 64, **job.spec})
     bundle = describe_bundle(BundleRef.parse(job.bundle), open_store(settings))
     store = ResultStore(job.results)
-    scheduler = scheduler or settings.scheduler
     where = _Where(scheduler, n_workers, cluster)
     return _run(job, spec, bundle, records, store, where, on_progress)
 
