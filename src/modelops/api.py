@@ -23,7 +23,7 @@ from modelops.bundle.inspect import BundleDescription, DescribedSource, describe
 from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
-from modelops.bundle.store_in_use import Registry, open_store, parse_reference
+from modelops.bundle.store_in_use import Registry, parse_reference, store_for_call
 from modelops.cluster import cluster_kind, open_cluster, run_tasks
 from modelops.contracts import (
     BundleRef,
@@ -96,35 +96,35 @@ def pull(
     """Fetch a bundle (verified, through this machine's cache) and copy its files to `dest`
     (default: a folder named after the repository), which must not exist or be empty."""
     settings = Settings.from_env()
-    store = open_store(settings, Registry.of(registry))
-    ref = parse_reference(reference, store)
-    target = Path(dest) if dest else Path(ref.repository.rsplit("/", 1)[-1])
-    if target.exists() and any(target.iterdir()):
-        raise ModelOpsError(
-            ErrorClass.BAD_INPUT,
-            f"{target} already exists and is not empty; choose another --dest",
-        )
-    fetched = fetch_bundle(ref, store, settings.cache)
+    with store_for_call(settings, Registry.of(registry)) as store:
+        ref = parse_reference(reference, store)
+        target = Path(dest) if dest else Path(ref.repository.rsplit("/", 1)[-1])
+        if target.exists() and any(target.iterdir()):
+            raise ModelOpsError(
+                ErrorClass.BAD_INPUT,
+                f"{target} already exists and is not empty; choose another --dest",
+            )
+        fetched = fetch_bundle(ref, store, settings.cache)
     shutil.copytree(fetched.root, target, dirs_exist_ok=True)
     return ref, target
 
 
 def inspect(reference: str, registry: Registry | str | None = None) -> BundleDescription:
     """What a stored bundle holds, read from its manifest and config alone."""
-    store = open_store(Settings.from_env(), Registry.of(registry))
-    return describe_bundle(parse_reference(reference, store), store)
+    with store_for_call(Settings.from_env(), Registry.of(registry)) as store:
+        return describe_bundle(parse_reference(reference, store), store)
 
 
 def list_bundles(registry: Registry | str | None = None) -> list[tuple[str, list[str]]]:
     """(repository, tags-or-digests) for every bundle the store will list."""
-    store = open_store(Settings.from_env(), Registry.of(registry))
-    if isinstance(store, LayoutStore):
-        listed: dict[str, list[str]] = {}
-        for ref, tag in store.refs():
-            listed.setdefault(ref.repository, []).append(tag or ref.digest)
-        return sorted(listed.items())
-    client = store.client
-    return [(name, _tags_of(client, name)) for name in sorted(client.repositories())]
+    with store_for_call(Settings.from_env(), Registry.of(registry)) as store:
+        if isinstance(store, LayoutStore):
+            listed: dict[str, list[str]] = {}
+            for ref, tag in store.refs():
+                listed.setdefault(ref.repository, []).append(tag or ref.digest)
+            return sorted(listed.items())
+        client = store.client
+        return [(name, _tags_of(client, name)) for name in sorted(client.repositories())]
 
 
 def _tags_of(client: RegistryClient, repository: str) -> list[str]:
@@ -153,7 +153,8 @@ def login(registry: Registry) -> str:
 
 def resolve(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleRef:
     """A project folder is built and published; a reference must name a stored bundle."""
-    return publish.resolve_bundle(path_or_ref, open_store(Settings.from_env()), lock).ref
+    with store_for_call(Settings.from_env()) as store:
+        return publish.resolve_bundle(path_or_ref, store, lock).ref
 
 
 def simulate(
@@ -199,11 +200,11 @@ def check_bundle(path_or_ref: str, lock: LockMode = LockMode.UPDATE) -> BundleCh
     a typo shows before any job. Another bundle's wire is imported, never called: its
     entrypoints are whatever it accepts (`models` is None)."""
     settings = Settings.from_env()
-    bundle_store = open_store(settings)
-    bundle = publish.resolve_bundle(path_or_ref, bundle_store, lock)
-    # the check's fetch reads only layers from the store: the manifest and config are in hand
-    source = DescribedSource(bundle_store, bundle)
-    return runtime_check_bundle(bundle.ref, source, settings.cache)
+    with store_for_call(settings) as bundle_store:
+        bundle = publish.resolve_bundle(path_or_ref, bundle_store, lock)
+        # the check's fetch reads only layers from the store: manifest and config are in hand
+        source = DescribedSource(bundle_store, bundle)
+        return runtime_check_bundle(bundle.ref, source, settings.cache)
 
 
 # --- studies and jobs -----------------------------------------------------------------------

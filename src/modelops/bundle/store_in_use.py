@@ -4,6 +4,8 @@ every worker decide the same way, each from its own settings."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NoReturn, Protocol
 
@@ -73,6 +75,18 @@ def open_store(settings: Settings, registry: Registry | None = None) -> StoreInU
     reads or publishes bundles."""
     client = (registry or Registry()).client(settings)
     return LayoutStore(settings.bundle_store) if client is None else RegistrySource(client)
+
+
+@contextmanager
+def store_for_call(settings: Settings, registry: Registry | None = None) -> Iterator[StoreInUse]:
+    """`open_store` for one call: a registry's connections are closed when the call ends
+    (a worker's store, which lives as long as the worker, is opened with `open_store`)."""
+    store = open_store(settings, registry)
+    try:
+        yield store
+    finally:
+        if isinstance(store, RegistrySource):
+            store.client.close()
 
 
 def parse_reference(text: str, store: BundleStore) -> BundleRef:

@@ -27,7 +27,7 @@ from modelops import __version__
 from modelops.bundle.inspect import BundleDescription, DescribedSource, describe_bundle
 from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
-from modelops.bundle.store_in_use import StoreInUse, open_store
+from modelops.bundle.store_in_use import StoreInUse, store_for_call
 from modelops.cluster import cluster_kind, open_cluster, run_tasks
 from modelops.contracts import BundleRef, ModelOpsError, SimReturn, SimTask
 from modelops.runtime.describe import SDK_WIRE, describe_models
@@ -76,9 +76,9 @@ def run_study(
     settings = settings or Settings.from_env()
     scheduler = scheduler or settings.scheduler
     cluster = cluster_kind(scheduler, cluster, settings)  # checked before anything is built
-    bundle_store, bundle = _bundle_of(spec, settings, lock)
-    if scheduler is None:  # the models can be asked here, in the environment workers use
-        _check_against_models(spec, bundle, bundle_store, settings)
+    with _bundle_of(spec, settings, lock) as (bundle_store, bundle):
+        if scheduler is None:  # the models can be asked here, in the environment workers use
+            _check_against_models(spec, bundle, bundle_store, settings)
     records = JobRecords(settings.jobs_db)
     store = ResultStore(settings.results_root)
     job = records.create(
@@ -110,7 +110,8 @@ def resume_job(
     job = records.get(job_id)  # a unique prefix will do; the lock is taken by the full id
     # a record written before studies had seed_bits was planned with 64-bit seeds
     spec = StudySpec.model_validate({"seed_bits": 64, **job.spec})
-    bundle = describe_bundle(BundleRef.parse(job.bundle), open_store(settings))
+    with store_for_call(settings) as bundle_store:
+        bundle = describe_bundle(BundleRef.parse(job.bundle), bundle_store)
     store = ResultStore(job.results)
     where = _Where(scheduler, n_workers, cluster)
     return _run(job, spec, bundle, records, store, where, on_progress)
@@ -139,19 +140,22 @@ def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     return records.get(job.job_id)
 
 
+@contextlib.contextmanager
 def _bundle_of(
     spec: StudySpec, settings: Settings, lock: LockMode
-) -> tuple[StoreInUse, BundleDescription]:
-    """The bundle store in use, opened once for the whole run, and the study's bundle in it:
-    built and published, or located, and described, before any job exists; a problem
+) -> Iterator[tuple[StoreInUse, BundleDescription]]:
+    """The bundle store in use, opened once for the run's set-up, and the study's bundle in
+    it: built and published, or located, and described, before any job exists; a problem
     (opening the store included) names the study's line."""
     folder = spec.bundle_path()
-    try:
-        bundle_store = open_store(settings)
-        bundle = resolve_bundle(folder if folder is not None else spec.bundle, bundle_store, lock)
-    except ModelOpsError as exc:
-        raise field_problem(spec, ("bundle",), exc) from None
-    return bundle_store, bundle
+    with contextlib.ExitStack() as stack:
+        try:
+            bundle_store = stack.enter_context(store_for_call(settings))
+            where = folder if folder is not None else spec.bundle
+            bundle = resolve_bundle(where, bundle_store, lock)
+        except ModelOpsError as exc:
+            raise field_problem(spec, ("bundle",), exc) from None
+        yield bundle_store, bundle
 
 
 def _check_against_models(
