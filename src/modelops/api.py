@@ -171,8 +171,9 @@ def simulate(
 ) -> SimReturn:
     """Run one simulation of a project folder or a stored bundle through the full worker
     path (plugin, environment, warm child)."""
-    scheduler = scheduler or Settings.from_env().scheduler
-    cluster = check_cluster(scheduler, cluster)  # before anything is built
+    settings = Settings.from_env()
+    scheduler = scheduler or settings.scheduler
+    cluster = cluster_kind(scheduler, cluster, settings)  # checked before anything is built
     task = SimTask(
         bundle if isinstance(bundle, BundleRef) else resolve(str(bundle), lock),
         entrypoint,

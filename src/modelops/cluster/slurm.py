@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask.config
 
+from modelops.cluster import preload
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.contracts.sizes import parse_size_mb
 from modelops.settings import DEFAULT, SETTINGS, Settings
@@ -37,14 +38,13 @@ from modelops.settings import DEFAULT, SETTINGS, Settings
 if TYPE_CHECKING:
     from dask_jobqueue import SLURMCluster
 
-PRELOAD = "modelops.cluster.preload"  # the workers' command line, as in the image
+PRELOAD = preload.__name__  # the workers' command line, as in the image
 JOB_NAME = "modelops-worker"
 # Seconds a worker waits for the scheduler before giving up; generous, as for every cluster.
 DEATH_TIMEOUT_S = 120
 SBATCH_TIMEOUT_S = 60
 # The settings a worker reads (plugin.install_runner, bundle.store_in_use); none is secret.
 WORKER_SETTINGS = ("home", "cache_max_gb", "child_threads", "bundle_registry", "registry_insecure")
-_SECRET_WORDS = ("password", "token", "secret")
 
 
 def slurm_options(settings: Settings) -> dict[str, Any]:
@@ -129,8 +129,6 @@ def _prologue(settings: Settings) -> list[str]:
     lines = []
     for spec in SETTINGS:
         if spec.name not in WORKER_SETTINGS:
-            continue
-        if any(word in spec.env.lower() for word in _SECRET_WORDS):  # never, by construction
             continue
         value = getattr(settings, spec.name)
         source = settings.sources.get(spec.name)
