@@ -23,7 +23,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler, CmaEsSampler, QMCSampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
+from modelops.calibration.spec import FreeParameter
 from modelops.contracts.errors import ErrorClass, ModelOpsError
 
 STUDY_NAME = "search"
@@ -43,6 +44,8 @@ SPACE_ATTR = "modelops_search"
 FAILURE_ATTR = "failure"
 """Trial attribute holding why a failed candidate failed."""
 RETRY_ATTR = "retry_of"
+TARGETS_ATTR = "targets"
+"""Trial attribute holding a complete candidate's score per target."""
 """Trial attribute naming the abandoned trial whose parameters this trial asks again."""
 ABANDONED = "abandoned: asked but never told before the search stopped"
 
@@ -54,31 +57,15 @@ _STATES: dict[TrialState, State] = {
 }
 
 
-@dataclass(frozen=True)
-class FreeParameter:
-    """One searched parameter: its bounds, scale and kind."""
-
-    low: float
-    high: float
-    log: bool = False
-    type: Literal["float", "int"] = "float"
-
-    def distribution(self, name: str) -> BaseDistribution:
-        """Optuna's form of this parameter; refuses bounds it could not search."""
-        if self.type not in ("float", "int"):
-            raise _bad(f"parameter {name!r}: type must be 'float' or 'int', got {self.type!r}")
-        if not self.low < self.high:
-            raise _bad(
-                f"parameter {name!r}: low ({self.low}) must be below high ({self.high});"
-                " a parameter with one value belongs in [fixed]"
-            )
-        if self.log and self.low <= 0:
-            raise _bad(f"parameter {name!r}: a log scale needs low > 0, got {self.low}")
-        if self.type == "float":
-            return FloatDistribution(float(self.low), float(self.high), log=self.log)
-        if not (float(self.low).is_integer() and float(self.high).is_integer()):
-            raise _bad(f"parameter {name!r}: an int parameter needs whole-number bounds")
-        return IntDistribution(int(self.low), int(self.high), log=self.log)
+def distribution(name: str, parameter: FreeParameter) -> BaseDistribution:
+    """Optuna's form of a free parameter, whose bounds the calibration file has checked (a
+    float on a linear scale unless it says otherwise)."""
+    if parameter.low is None or parameter.high is None:
+        raise _bad(f"parameter {name!r}: needs both bounds, low and high")
+    log = bool(parameter.log)
+    if parameter.type == "int":
+        return IntDistribution(int(parameter.low), int(parameter.high), log=log)
+    return FloatDistribution(float(parameter.low), float(parameter.high), log=log)
 
 
 @dataclass(frozen=True)
@@ -99,6 +86,8 @@ class TrialRecord:
     score: float | None
     reason: str | None = None
     retry_of: int | None = None
+    targets: dict[str, float] = field(default_factory=dict)
+    """Each target's score (unweighted), for a complete trial."""
 
 
 SamplerFactory = Callable[[int, int], BaseSampler]
@@ -166,7 +155,7 @@ class Search:
             raise _bad("a search needs at least one free parameter")
         if both := sorted(set(free) & set(fixed)):
             raise _bad(f"parameters both free and fixed: {', '.join(both)}")
-        self._distributions = {name: p.distribution(name) for name, p in free.items()}
+        self._distributions = {name: distribution(name, p) for name, p in free.items()}
         self._fixed = fixed
         self._in_flight: dict[int, optuna.Trial] = {}
 
@@ -182,7 +171,7 @@ class Search:
         started = len(self._study.get_trials(deepcopy=False))
         self._study.sampler = SAMPLERS[algorithm](seed, started)
         space = {
-            "free": {name: asdict(p) for name, p in free.items()},
+            "free": {name: p.model_dump() for name, p in free.items()},
             "fixed": fixed,
             "algorithm": algorithm,
             "seed": seed,
@@ -199,12 +188,18 @@ class Search:
             candidates.append(Candidate(trial.number, {**trial.params, **self._fixed}))
         return candidates
 
-    def tell(self, candidate: Candidate, score: float) -> None:
-        """Record a candidate's score; a score that is not finite counts as a failure."""
+    def tell(
+        self, candidate: Candidate, score: float, targets: Mapping[str, float] | None = None
+    ) -> None:
+        """Record a candidate's score (and each target's, for the report); a score that is
+        not finite counts as a failure."""
         if not math.isfinite(score):
             self.tell_failed(candidate, f"score is not finite ({score})")
             return
-        self._study.tell(self._take(candidate), score)
+        trial = self._take(candidate)
+        if targets:
+            trial.set_user_attr(TARGETS_ATTR, dict(targets))
+        self._study.tell(trial, score)
 
     def tell_failed(self, candidate: Candidate, reason: str) -> None:
         """Record that a candidate could not be scored; the search goes on without it."""
@@ -234,6 +229,7 @@ class Search:
             score=trial.value if state == "complete" else None,
             reason=trial.user_attrs.get(FAILURE_ATTR, ABANDONED) if state == "failed" else None,
             retry_of=trial.user_attrs.get(RETRY_ATTR),
+            targets=dict(trial.user_attrs.get(TARGETS_ATTR, {})) if state == "complete" else {},
         )
 
     def _take(self, candidate: Candidate) -> optuna.Trial:
