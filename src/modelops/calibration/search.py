@@ -218,19 +218,8 @@ class Search:
     def trials(self) -> list[TrialRecord]:
         """Every asked trial in order, for the report."""
         states = tuple(_STATES)
-        return [self._record(t) for t in self._study.get_trials(deepcopy=False, states=states)]
-
-    def _record(self, trial: FrozenTrial) -> TrialRecord:
-        state = _STATES[trial.state]
-        return TrialRecord(
-            number=trial.number,
-            params={**trial.params, **self._fixed},
-            state=state,
-            score=trial.value if state == "complete" else None,
-            reason=trial.user_attrs.get(FAILURE_ATTR, ABANDONED) if state == "failed" else None,
-            retry_of=trial.user_attrs.get(RETRY_ATTR),
-            targets=dict(trial.user_attrs.get(TARGETS_ATTR, {})) if state == "complete" else {},
-        )
+        found = self._study.get_trials(deepcopy=False, states=states)
+        return [_record(trial, self._fixed) for trial in found]
 
     def _take(self, candidate: Candidate) -> optuna.Trial:
         try:
@@ -267,6 +256,31 @@ class Search:
             if handed_out and trial.number not in retried:
                 self._study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
             self._study.tell(trial.number, state=TrialState.FAIL)
+
+
+def read_trials(storage: Path) -> list[TrialRecord]:
+    """Every asked trial of the search stored at `storage`, read without taking it over: a
+    search another process is running keeps its trials in flight."""
+    if not storage.exists():
+        return []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{storage.resolve()}")
+    fixed = study.user_attrs.get(SPACE_ATTR, {}).get("fixed", {})
+    found = study.get_trials(deepcopy=False, states=tuple(_STATES))
+    return [_record(trial, fixed) for trial in found]
+
+
+def _record(trial: FrozenTrial, fixed: Mapping[str, Any]) -> TrialRecord:
+    state = _STATES[trial.state]
+    return TrialRecord(
+        number=trial.number,
+        params={**trial.params, **fixed},
+        state=state,
+        score=trial.value if state == "complete" else None,
+        reason=trial.user_attrs.get(FAILURE_ATTR, ABANDONED) if state == "failed" else None,
+        retry_of=trial.user_attrs.get(RETRY_ATTR),
+        targets=dict(trial.user_attrs.get(TARGETS_ATTR, {})) if state == "complete" else {},
+    )
 
 
 def _bad(message: str) -> ModelOpsError:

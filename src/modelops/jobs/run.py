@@ -29,12 +29,13 @@ from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.store_in_use import StoreInUse, store_for_call
 from modelops.cluster import cluster_kind, open_cluster, run_tasks
-from modelops.contracts import BundleRef, ModelOpsError, SimReturn, SimTask
+from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
 from modelops.store.results import last_attempts
 from modelops.study import StudySpec, field_problem, plan
+from modelops.study.run import RunSpec
 from modelops.study.validate import check_study
 
 PLAN_CHUNK = 1000  # simulations looked up in the provenance cache at a time
@@ -76,7 +77,7 @@ def run_study(
     settings = settings or Settings.from_env()
     scheduler = scheduler or settings.scheduler
     cluster = cluster_kind(scheduler, cluster, settings)  # checked before anything is built
-    with _bundle_of(spec, settings, lock) as (bundle_store, bundle):
+    with bundle_of(spec, settings, lock) as (bundle_store, bundle):
         if scheduler is None:  # the models can be asked here, in the environment workers use
             _check_against_models(spec, bundle, bundle_store, settings)
     records = JobRecords(settings.jobs_db)
@@ -108,6 +109,12 @@ def resume_job(
     cluster = cluster_kind(scheduler, cluster, settings)
     records = JobRecords(settings.jobs_db)
     job = records.get(job_id)  # a unique prefix will do; the lock is taken by the full id
+    if job.kind != "study":
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"job {job.job_id} is a {job.kind}: resume it with `mops calibrate resume "
+            f"{job.job_id}` (or modelops.resume)",
+        )
     # a record written before studies had seed_bits was planned with 64-bit seeds
     spec = StudySpec.model_validate({"seed_bits": 64, **job.spec})
     with store_for_call(settings) as bundle_store:
@@ -141,8 +148,8 @@ def cancel_job(job_id: str, settings: Settings | None = None) -> JobRecord:
 
 
 @contextlib.contextmanager
-def _bundle_of(
-    spec: StudySpec, settings: Settings, lock: LockMode
+def bundle_of(
+    spec: RunSpec, settings: Settings, lock: LockMode
 ) -> Iterator[tuple[StoreInUse, BundleDescription]]:
     """The bundle store in use, opened once for the run's set-up, and the study's bundle in
     it: built and published, or located, and described, before any job exists; a problem
@@ -321,7 +328,7 @@ def _run(
         finally:
             run.writer.close()
             run.checkpoint()
-            counts = _final_counts(store, job.job_id, spec.n_simulations)
+            counts = final_counts(store, job.job_id, spec.n_simulations)
             records.set_counts(job.job_id, counts)
             if state is None:
                 state = _state_of(counts)
@@ -354,7 +361,7 @@ def _run(
         return records.get(job.job_id)
 
 
-def _final_counts(store: ResultStore, job_id: str, total: int) -> JobCounts:
+def final_counts(store: ResultStore, job_id: str, total: int) -> JobCounts:
     """Counts from what is stored: the last row of each simulation decides its status."""
     table = last_attempts(store.open(job_id).simulations()).group_by("status").len().collect()
     by_status = dict(zip(table["status"].to_list(), table["len"].to_list(), strict=True))

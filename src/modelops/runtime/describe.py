@@ -57,7 +57,7 @@ def check_bundle(ref: BundleRef, source: BundleSource, cache: Path) -> BundleChe
     runner = TaskRunner(source, cache)
     try:
         bundle, wire = runner.load(ref)  # env built, wire imported, or a classified error
-        models = _describe(runner, ref) if wire == SDK_WIRE else None
+        models = describe_with(runner, ref) if wire == SDK_WIRE else None
     finally:
         runner.close()
     return BundleCheck(ref, wire, wire_source(bundle.config, wire), models)
@@ -66,7 +66,7 @@ def check_bundle(ref: BundleRef, source: BundleSource, cache: Path) -> BundleChe
 def describe_models(ref: BundleRef, source: BundleSource, cache: Path) -> dict[str, Any]:
     runner = TaskRunner(source, cache)
     try:
-        return _describe(runner, ref)
+        return describe_with(runner, ref)
     finally:
         runner.close()
 
@@ -87,7 +87,9 @@ def wire_source(config: BundleConfig, wire: str) -> str:
     return wire
 
 
-def _describe(runner: TaskRunner, ref: BundleRef) -> dict[str, Any]:
+def describe_with(runner: TaskRunner, ref: BundleRef) -> dict[str, Any]:
+    """The SDK models of a bundle, asked through a runner that may already be warm (a
+    worker's): its child answers the describe call like a simulation."""
     result = runner.run(SimTask(ref, DESCRIBE, {}, 0, limits=RunLimits(retries=0)))
     if result.error is not None:
         raise ModelOpsError.from_info(result.error)

@@ -113,6 +113,11 @@ class JobRecord:
     modelops_version: str
     pid_started: float | None = None  # the start time of process `pid` (psutil create_time)
 
+    @property
+    def kind(self) -> str:
+        """What the job runs: "study", or "calibration" (whose spec says so)."""
+        return str(self.spec.get("kind", "study"))
+
     def runs_in(self, process: psutil.Process) -> bool:
         """Whether `process` is the one that runs this job, not another that was given its pid
         later: same pid and start time (a record without one: started before the job)."""

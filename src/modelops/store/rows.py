@@ -190,7 +190,7 @@ def _with_meta(job_id: str, flush: int, entries: Sequence[tuple[SimMeta, pa.Tabl
         names.append(field.name)
         arrays.append(per_sim[field.name])
 
-    model_names = [_model_column_name(name) for name in model.column_names]
+    model_names = [model_column_name(name) for name in model.column_names]
     taken = set(RESERVED_NAMES) | set(model_names)
     for param in sorted({name for meta in metas for name in meta.params}):
         names.append(param_column_name(param, taken))
@@ -203,7 +203,7 @@ def _with_meta(job_id: str, flush: int, entries: Sequence[tuple[SimMeta, pa.Tabl
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _model_column_name(name: str) -> str:
+def model_column_name(name: str) -> str:
     """A model column named like a meta column (or the flush column) keeps its data under
     `model_<name>`."""
     return f"model_{name}" if name in RESERVED_NAMES else name
