@@ -20,6 +20,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 API_NAMES = (  # the public API, `modelops.api.__all__`
+    "Calibration",
+    "CalibrationSpec",
     "Job",
     "JobProgress",
     "LockMode",
@@ -27,6 +29,8 @@ API_NAMES = (  # the public API, `modelops.api.__all__`
     "Registry",
     "StudySpec",
     "build",
+    "calibrate",
+    "calibration_job",
     "cancel",
     "check_bundle",
     "init_project",
@@ -34,6 +38,7 @@ API_NAMES = (  # the public API, `modelops.api.__all__`
     "job",
     "list_bundles",
     "list_jobs",
+    "load_calibration",
     "load_study",
     "login",
     "pull",

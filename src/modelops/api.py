@@ -3,7 +3,8 @@
 Bundles: `build`, `push`, `pull`, `inspect`, `list_bundles`, `login`, `check_bundle`, and
 `simulate` for one simulation. Studies and jobs: `sample_study`, `run`, `resume`, `cancel`,
 `job`, `list_jobs` and `results`; a `Job` holds a job's state and counts and leads to its
-results and failures.
+results and failures. Calibrations: `load_calibration`, `calibrate` and `calibration_job`;
+a `Calibration` holds a calibration job's best trial, its trials and its report.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
 from modelops.bundle.store_in_use import Registry, parse_reference, store_for_call
+from modelops.calibration import results as calibration_results
+from modelops.calibration.load import load_calibration as load_calibration_file
+from modelops.calibration.results import BestTrial as BestTrial
+from modelops.calibration.results import CalibrationSummary as CalibrationSummary
+from modelops.calibration.run import CalibrationCallback, resume_calibration, run_calibration
+from modelops.calibration.run import CalibrationProgress as CalibrationProgress
+from modelops.calibration.search import TrialRecord as TrialRecord
+from modelops.calibration.spec import CalibrationSpec as CalibrationSpec
 from modelops.cluster import cluster_kind, open_cluster, run_tasks
 from modelops.contracts import (
     BundleRef,
@@ -343,8 +352,13 @@ def resume(
     progress: bool | ProgressCallback = True,
     cluster: str | None = None,
 ) -> Job:
-    """Run what a job has not finished: its missing and failed simulations, nothing else."""
-    total = job(job_id).counts.total
+    """Run what a job has not finished: its missing and failed simulations, nothing else.
+    A calibration job continues its search (`Calibration.resume`, with its own progress)."""
+    record = job(job_id).record
+    if record.kind == "calibration":
+        shown = progress if isinstance(progress, bool) else True
+        return Job(calibration_job(job_id).resume(scheduler, workers, shown, cluster).record)
+    total = record.counts.total
     with _progress_bar(progress, total) as on_progress:
         record = resume_job(
             job_id, scheduler=scheduler, n_workers=workers, on_progress=on_progress, cluster=cluster
@@ -377,6 +391,159 @@ def results(job_id: str) -> JobResults:
     """A job's outputs as polars LazyFrames (`results(id)["incidence"]`); `simulations()`
     has one row per simulation, its last attempt."""
     return open_job_results(job_id, Settings.from_env().jobs_db)
+
+
+# --- calibration ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibration job as it was when asked: its state, its best trial so far, every trial,
+    its simulations' results (as a study's), and its report. `refresh()` asks again."""
+
+    record: JobRecord
+
+    @property
+    def id(self) -> str:
+        return self.record.job_id
+
+    @property
+    def state(self) -> str:
+        return self.record.state.value
+
+    @property
+    def name(self) -> str | None:
+        return self.record.name
+
+    @property
+    def job(self) -> Job:
+        """The job underneath: counts of simulations, results, failures."""
+        return Job(self.record)
+
+    @property
+    def results(self) -> JobResults:
+        """Every simulation's outputs, as a study job's: `calibration.results["incidence"]`."""
+        return results(self.id)
+
+    def summary(self) -> CalibrationSummary:
+        """State, trials told, and the best trial with each target's score."""
+        return calibration_results.calibration_summary(self.record, Settings.from_env())
+
+    @property
+    def best(self) -> BestTrial | None:
+        """The lowest-scoring trial so far; None before any is scored."""
+        return self.summary().best
+
+    def trials(self) -> list[TrialRecord]:
+        """Every trial asked so far, in order: parameters, state, score, failure reason."""
+        return calibration_results.calibration_trials(self.record, Settings.from_env())
+
+    def report(self, out: str | Path = "report.html") -> Path:
+        """Write the report: one self-contained HTML file (no network needed to open it)."""
+        from modelops.calibration.report import write_report  # loads bokeh: only here
+
+        data = calibration_results.report_data(self.record, Settings.from_env())
+        return write_report(data, Path(out))
+
+    def resume(
+        self,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        progress: bool | CalibrationCallback = True,
+        cluster: str | None = None,
+    ) -> Calibration:
+        """Continue a stopped calibration: trials told stand, trials in flight when it
+        stopped are asked again, and simulations already stored are not run again."""
+        with _calibration_bar(progress) as on_progress:
+            record = resume_calibration(
+                self.id,
+                scheduler=scheduler,
+                n_workers=workers,
+                cluster=cluster,
+                on_progress=on_progress,
+            )
+        return Calibration(record)
+
+    def refresh(self) -> Calibration:
+        return calibration_job(self.id)
+
+    def __repr__(self) -> str:
+        best = self.best
+        shown = (
+            "no trial scored yet" if best is None else f"best loss {best.loss:.6g} {best.params}"
+        )
+        return f"<Calibration {self.id} {self.state}: {shown}>"
+
+
+def load_calibration(path: str | Path) -> CalibrationSpec:
+    """A calibration file, read and checked, its observed data loaded: a mistake is one line
+    naming the file, line and key."""
+    return load_calibration_file(Path(path))
+
+
+def calibrate(
+    calibration: str | Path | CalibrationSpec,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    lock: LockMode = LockMode.UPDATE,
+    progress: bool | CalibrationCallback = True,
+    cluster: str | None = None,
+) -> Calibration:
+    """Fit a model to observed data (a calibration file, or a `CalibrationSpec`): candidates
+    searched and scored on the cluster, every simulation in the result store. `progress`
+    shows trials done, the best loss, the rate and time left; False shows nothing, and a
+    function gets a `CalibrationProgress` after every trial."""
+    spec = (
+        calibration if isinstance(calibration, CalibrationSpec) else load_calibration(calibration)
+    )
+    with _calibration_bar(progress) as on_progress:
+        record = run_calibration(
+            spec,
+            scheduler=scheduler,
+            n_workers=workers,
+            cluster=cluster,
+            on_progress=on_progress,
+            lock=lock,
+        )
+    return Calibration(record)
+
+
+def calibration_job(job_id: str) -> Calibration:
+    """A calibration job of this project; a unique prefix of its id will do."""
+    record = JobRecords(Settings.from_env().jobs_db).get(job_id)
+    if record.kind != "calibration":
+        raise ModelOpsError(
+            ErrorClass.BAD_INPUT,
+            f"job {record.job_id} is a {record.kind}, not a calibration: see `mops jobs show "
+            f"{record.job_id}`",
+        )
+    return Calibration(record)
+
+
+@contextmanager
+def _calibration_bar(
+    progress: bool | CalibrationCallback,
+) -> Iterator[CalibrationCallback | None]:
+    if progress is False:
+        yield None
+        return
+    if callable(progress):
+        yield progress
+        return
+    with Progress(
+        TextColumn("trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("trials", total=None, detail="")
+
+        def update(state: CalibrationProgress) -> None:
+            best = "-" if state.best is None else f"{state.best:.6g}"
+            bar.update(task, total=state.trials, completed=state.done, detail=f"best {best}")
+
+        yield update
 
 
 @contextmanager

@@ -259,9 +259,6 @@ class _CalibrationLoop:
             job.job_id, on_flush=lambda ids: records.record_results(job.job_id, ids)
         )
         self.scoring = Scoring.of(spec)
-        self.seeds = replicate_seeds(spec.seed, 0, spec.replicates, spec.seed_bits)
-        self.limits = spec.limits()
-        self.outputs = tuple(spec.outputs)
         self.in_flight: dict[str, tuple[Candidate, dict[str, SimMeta]]] = {}
         self.written: set[str] = set()  # task ids this run stored, so a repeat is stored once
         trials = self.search.trials()
@@ -317,18 +314,7 @@ class _CalibrationLoop:
             completed.add(self._submit(client, scoring, candidate))
 
     def _submit(self, client: Client, scoring: Future, candidate: Candidate) -> Future:
-        tasks = [
-            SimTask(
-                self.ref,
-                self.spec.entrypoint,
-                candidate.params,
-                seed,
-                self.spec.config,
-                self.outputs,
-                self.limits,
-            )
-            for seed in self.seeds
-        ]
+        tasks = candidate_tasks(self.spec, self.ref, candidate.params)
         metas = {
             task.task_id: SimMeta(task.task_id, candidate.number, r, task.seed, candidate.params)
             for r, task in enumerate(tasks)
@@ -350,30 +336,7 @@ class _CalibrationLoop:
         return client.submit(run_candidate, run, scoring, key=key, pure=False, retries=0)
 
     def _held_tables(self, held: dict[str, str]) -> list[ReplicateTables] | None:
-        """The tables scoring reads of replicates the provenance cache holds, read back
-        from the jobs that stored them; None if any cannot be read."""
-        by_task: dict[str, ReplicateTables] = {task_id: {} for task_id in held}
-        by_job: dict[str, list[str]] = {}
-        for task_id, source in held.items():
-            by_job.setdefault(source, []).append(task_id)
-        try:
-            for source, task_ids in by_job.items():
-                results = self.store.open(source)
-                for output, columns in self.scoring.columns().items():
-                    stored = {model_column_name(column): column for column in columns}
-                    table = (
-                        results.scan(output)
-                        .filter(pl.col("sim_id").is_in(task_ids))
-                        .select("sim_id", *stored)
-                        .collect()
-                        .rename(stored)
-                    )
-                    for task_id in task_ids:
-                        rows = table.filter(pl.col("sim_id") == task_id).drop("sim_id")
-                        by_task[task_id][output] = rows
-        except (ModelOpsError, pl.exceptions.PolarsError, OSError):
-            return None
-        return list(by_task.values())
+        return stored_tables(self.store, held, self.scoring.columns())
 
     def _outcome_of(self, future: Future) -> CandidateOutcome:
         candidate, _ = self.in_flight[future.key]
@@ -489,6 +452,46 @@ class _CalibrationLoop:
                 "utilisation": self.utilisation(),
             },
         }
+
+
+def candidate_tasks(spec: CalibrationSpec, ref: BundleRef, params: dict[str, Any]) -> list[SimTask]:
+    """A candidate's replicates: its parameters with each of the calibration's seeds."""
+    seeds = replicate_seeds(spec.seed, 0, spec.replicates, spec.seed_bits)
+    outputs = tuple(spec.outputs)
+    return [
+        SimTask(ref, spec.entrypoint, params, seed, spec.config, outputs, spec.limits())
+        for seed in seeds
+    ]
+
+
+def stored_tables(
+    store: ResultStore, held: dict[str, str], columns: dict[str, list[str]]
+) -> list[ReplicateTables] | None:
+    """The named columns of stored simulations' outputs (`held`: task id -> the job that
+    stored it), one dict of tables per simulation; None if any cannot be read."""
+    by_task: dict[str, ReplicateTables] = {task_id: {} for task_id in held}
+    by_job: dict[str, list[str]] = {}
+    for task_id, source in held.items():
+        by_job.setdefault(source, []).append(task_id)
+    try:
+        for source, task_ids in by_job.items():
+            results = store.open(source)
+            for output, names in columns.items():
+                stored = {model_column_name(name): name for name in names}
+                table = (
+                    results.scan(output)
+                    .filter(pl.col("sim_id").is_in(task_ids))
+                    .select("sim_id", *stored)
+                    .collect()
+                    .rename(stored)
+                )
+                for task_id in task_ids:
+                    by_task[task_id][output] = table.filter(pl.col("sim_id") == task_id).drop(
+                        "sim_id"
+                    )
+    except (ModelOpsError, pl.exceptions.PolarsError, OSError):
+        return None
+    return list(by_task.values())
 
 
 def _key(params: dict[str, Any]) -> str:

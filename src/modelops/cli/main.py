@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from modelops.cli.bundle import bundle_app
+from modelops.cli.calibrate import calibrate_app
 from modelops.cli.common import (
     ClusterOption,
     FrozenOption,
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 dev_app = typer.Typer(no_args_is_help=True, help="Check an installation.")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(calibrate_app, name="calibrate")
 app.add_typer(config_app, name="config")
 app.add_typer(dev_app, name="dev")
 app.add_typer(jobs_app, name="jobs")
