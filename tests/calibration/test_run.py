@@ -28,10 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 # Daily cases growing exponentially from `a` at rate `r`, with Poisson noise. It refuses
 # r above `fail_above`, so a test can make some candidates fail.
 MODEL = """
+import time
 import numpy as np
 import pyarrow as pa
 
 def wire(entrypoint, params, seed):
+    time.sleep(params.get("sleep", 0))
     if params["r"] > params.get("fail_above", 1e9):
         raise ValueError(f"r {params['r']:.3f} is above fail_above")
     if not isinstance(params["a"], int):

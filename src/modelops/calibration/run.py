@@ -60,6 +60,7 @@ SEARCH_FILE = "search.sqlite"
 OBSERVED_FOLDER = "observed"
 CHECKPOINT_S = 1.0  # how often counts reach the job record
 THREADS_EVERY_S = 2.0  # how often the cluster's size is read again, for utilisation
+TELL_EVERY_S = 1.0  # scores wait at most this long (or half a batch) for their flush
 
 
 @dataclass
@@ -261,6 +262,8 @@ class _CalibrationLoop:
         self.scoring = Scoring.of(spec)
         self.in_flight: dict[str, tuple[Candidate, dict[str, SimMeta]]] = {}
         self.written: set[str] = set()  # task ids this run stored, so a repeat is stored once
+        self.untold: list[tuple[Candidate, CandidateOutcome]] = []  # scored, not yet durable
+        self.last_told = time.monotonic()
         trials = self.search.trials()
         self.known = {
             _key(trial.params): (trial.score, trial.targets)
@@ -279,8 +282,9 @@ class _CalibrationLoop:
         self.threads_read = 0.0
 
     def remaining(self) -> int:
-        """Trials still to ask: the budget less those told and those in flight."""
-        return self.spec.search.trials - self.progress.done - len(self.in_flight)
+        """Trials still to ask: the budget less those told, in flight, or to be told."""
+        told = self.progress.done + len(self.untold)
+        return self.spec.search.trials - told - len(self.in_flight)
 
     def run(self, client: Client) -> None:
         if self.remaining() <= 0:
@@ -350,6 +354,8 @@ class _CalibrationLoop:
             return CandidateOutcome(candidate.number, [], None, {}, error, 0.0)
 
     def _record(self, outcome: CandidateOutcome) -> None:
+        """Buffer a candidate's simulations for the store; its score is told once they are
+        durable (`_tell`), so a told trial's simulations are always in the store."""
         key = f"modelops-candidate-{self.job.job_id}-{outcome.number}"
         candidate, metas = self.in_flight.pop(key)
         for result in outcome.results:
@@ -358,21 +364,36 @@ class _CalibrationLoop:
                 self.written.add(result.task_id)
             self._count("succeeded" if result.ok else "failed")
         self.busy_s += outcome.busy_s
-        if outcome.error is None:
-            assert outcome.score is not None
-            self.search.tell(candidate, outcome.score, outcome.targets)
-            if math.isfinite(outcome.score):
-                self.known[_key(candidate.params)] = (outcome.score, outcome.targets)
-            self._counted(complete=math.isfinite(outcome.score), score=outcome.score)
-            return
+        self.untold.append((candidate, outcome))
+        if outcome.error is None and outcome.score is not None and math.isfinite(outcome.score):
+            self.known[_key(candidate.params)] = (outcome.score, outcome.targets)
         error = outcome.error
-        self.search.tell_failed(candidate, f"{error.error_class.value}: {error.message}")
-        self._counted(complete=False)
-        scoring_failed = all(result.ok for result in outcome.results) and outcome.results
+        scoring_failed = error is not None and all(result.ok for result in outcome.results)
         if scoring_failed and error.error_class is ErrorClass.BAD_INPUT:
             # the data and the model's output do not fit together: every candidate would
             # meet it, so the calibration stops here with the scoring's one-line error
             raise ModelOpsError.from_info(error)
+        if len(self.untold) >= max(1, self.spec.search.batch // 2) or (
+            time.monotonic() - self.last_told >= TELL_EVERY_S
+        ):
+            self._tell()
+
+    def _tell(self) -> None:
+        """Make the buffered simulations durable, then tell the search their candidates'
+        scores: a search killed at any moment never holds a score whose simulations the
+        store lost (those candidates are asked again, and found in the cache)."""
+        self.writer.flush()
+        for candidate, outcome in self.untold:
+            error = outcome.error
+            if error is None:
+                assert outcome.score is not None
+                self.search.tell(candidate, outcome.score, outcome.targets)
+                self._counted(complete=math.isfinite(outcome.score), score=outcome.score)
+            else:
+                self.search.tell_failed(candidate, f"{error.error_class.value}: {error.message}")
+                self._counted(complete=False)
+        self.untold = []
+        self.last_told = time.monotonic()
 
     def _counted(self, complete: bool, score: float | None = None) -> None:
         if complete:
@@ -413,6 +434,7 @@ class _CalibrationLoop:
         self.last_checkpoint = time.monotonic()
 
     def close(self) -> None:
+        self._tell()
         self.writer.close()
         self.checkpoint()
 
