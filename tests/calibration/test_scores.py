@@ -12,11 +12,9 @@ from scipy import special, stats
 
 from modelops.calibration.scores import (
     FLOOR,
-    LOSSES,
     TargetScoring,
     candidate_score,
 )
-from modelops.calibration.spec import LOSSES as FILE_LOSSES
 from modelops.contracts import ErrorClass, ModelOpsError
 
 TOL = {"rtol": 1e-9, "atol": 1e-9}
@@ -353,10 +351,6 @@ def test_a_bad_target_is_a_one_line_error_naming_target_and_fix(loss, fields, hi
     assert caught.value.info.error_class is ErrorClass.BAD_INPUT
     assert message.startswith("bad_input: target cases: ") and "\n" not in message
     assert hint in message
-
-
-def test_the_losses_scored_are_the_losses_the_calibration_file_accepts():
-    assert LOSSES == FILE_LOSSES
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ import polars as pl
 import pytest
 
 import modelops
+from modelops.calibration.candidates import Scoring
 from modelops.calibration.defaults import with_model_defaults
 from modelops.calibration.load import load_calibration
-from modelops.calibration.spec import LOSSES, CalibrationSpec, FreeParameter
+from modelops.calibration.scores import LOSSES
+from modelops.calibration.spec import CalibrationSpec, FreeParameter
 from modelops.contracts import ErrorClass, ModelOpsError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sir"
@@ -198,6 +200,11 @@ FILE_ERRORS = {
         "'squared_log1p', 'absolute_log1p', 'poisson', 'negative_binomial', 'binomial', "
         "'beta_binomial' or 'gaussian'; got 'poison' (did you mean 'poisson'?)",
     ),
+    "marginal replicates for an error loss": (
+        edit('loss = "poisson"', 'loss = "squared"\nreplicates = "marginal"'),
+        "calibration.toml:23: targets.cases.replicates: 'marginal' needs a likelihood; the "
+        "squared loss scores the replicates' mean",
+    ),
     "gaussian without sigma": (
         edit('loss = "poisson"', 'loss = "gaussian"'),
         "calibration.toml:16: targets.cases.sigma: "
@@ -347,14 +354,13 @@ def test_loss_names_are_one_list() -> None:
         ("negative_binomial", "", "marginal"),
         ("gaussian", "sigma = 2.0", "marginal"),
         ("poisson", 'replicates = "mean"', "mean"),
-        ("squared", 'replicates = "marginal"', "marginal"),
     ],
 )
 def test_replicates_combine_by_loss_kind_unless_the_target_says(
     loss: str, extra: str, combine: str
 ) -> None:
     spec = load(edit('loss = "poisson"', f'loss = "{loss}"\n{extra}'))
-    assert spec.targets["cases"].combine == combine
+    assert Scoring.of(spec).rules["cases"].replicates == combine
 
 
 def test_the_simulated_column_defaults_to_the_observed_name() -> None:

@@ -45,7 +45,7 @@ class Scoring:
                 simulated=target.simulated_column,
                 loss=target.loss,
                 weight=target.weight,
-                replicates=target.combine,
+                replicates=target.replicates,
                 dispersion=target.dispersion,
                 sigma=target.sigma,
                 trials=target.trials,

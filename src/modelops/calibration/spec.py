@@ -6,35 +6,19 @@ file, the line and the key."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from modelops.calibration.scores import LIKELIHOODS, LOSSES, ReplicatesMode
 from modelops.study.base import StudyModel, check_values, number
 from modelops.study.errors import field_error, show
 from modelops.study.run import RunSpec
 from modelops.study.space import MAX_SIMULATIONS
 
-Loss = Literal[
-    "squared",
-    "absolute",
-    "squared_log1p",
-    "absolute_log1p",
-    "poisson",
-    "negative_binomial",
-    "binomial",
-    "beta_binomial",
-    "gaussian",
-]
-LOSSES: tuple[str, ...] = get_args(Loss)
-"""Every loss a target may name: the one list (scores implement each of them)."""
-LIKELIHOODS = frozenset({"poisson", "negative_binomial", "binomial", "beta_binomial", "gaussian"})
-"""The losses that are negative log-likelihoods, whose replicates combine into a Monte-Carlo
-marginal likelihood by default; the others score the mean of the replicates."""
-
+Loss = Literal[LOSSES]  # type: ignore[valid-type]  # the names scores implements, one list
 Algorithm = Literal["tpe", "cmaes", "random", "sobol"]
-Combine = Literal["mean", "marginal"]
 Kind = Literal["float", "int"]
 
 
@@ -85,7 +69,7 @@ class Target(StudyModel):
     simulated: str | None = None
     loss: Loss
     weight: float = Field(default=1.0, ge=0)
-    replicates: Combine | None = None
+    replicates: ReplicatesMode | None = None
     dispersion: float | Literal["fit"] | None = None
     sigma: float | None = Field(default=None, gt=0)
     trials: str | None = None
@@ -142,6 +126,11 @@ class Target(StudyModel):
             )
         if self.trials is None and loss in ("binomial", "beta_binomial"):
             raise field_error(f"required for loss '{loss}': the column of trial counts", "trials")
+        if self.replicates == "marginal" and loss not in LIKELIHOODS:
+            raise field_error(
+                f"'marginal' needs a likelihood; the {loss} loss scores the replicates' mean",
+                "replicates",
+            )
         if self.sigma is not None and loss != "gaussian":
             raise field_error(f"only gaussian takes sigma, not '{loss}'", "sigma")
         if self.sigma is None and loss == "gaussian":
@@ -163,14 +152,6 @@ class Target(StudyModel):
         """The column of the model output compared with `observed`: the same name unless
         `simulated` says otherwise."""
         return self.simulated or self.observed
-
-    @property
-    def combine(self) -> Combine:
-        """How replicates combine: as the file says, else a likelihood's Monte-Carlo marginal
-        (log-mean-exp) and a loss's replicate mean."""
-        if self.replicates is not None:
-            return self.replicates
-        return "marginal" if self.loss in LIKELIHOODS else "mean"
 
 
 class Search(StudyModel):
