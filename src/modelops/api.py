@@ -355,8 +355,8 @@ def resume(
     """Run what a job has not finished: its missing and failed simulations, nothing else.
     A calibration job continues its search (`Calibration.resume`, with its own progress)."""
     record = job(job_id).record
-    if record.kind == "calibration":
-        shown = progress if isinstance(progress, bool) else True
+    if record.kind == "calibration":  # a study's progress callback cannot follow trials
+        shown = progress if isinstance(progress, bool) else False
         return Job(calibration_job(job_id).resume(scheduler, workers, shown, cluster).record)
     total = record.counts.total
     with _progress_bar(progress, total) as on_progress:

@@ -81,12 +81,21 @@ def test_run_show_and_report(project: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert f"simulations: {2 * len({json.dumps(t.params) for t in trials})} rows" in table.stdout
 
+    # a calibration is a job: listed, and `mops jobs resume` continues it (nothing left here)
+    listed = mops_done(project, "jobs", "list")
+    assert job_id in listed.stdout and "growth" in listed.stdout
+    again = mops_done(project, "jobs", "resume", job_id)
+    assert again.returncode == 0, again.stderr
+    assert "12 of 12 trials" in again.stdout
+    assert again.stdout.strip().splitlines()[-1] == f"job: {job_id}"
+    assert len(modelops.calibration_job(job_id).trials()) == 12
+
     out = project / "out" / "fit.html"
     report = mops_done(project, "calibrate", "report", job_id, "--out", str(out))
     assert report.returncode == 0, report.stderr
     html = out.read_text()
     assert "<html" in html.lower() and "growth" in html
-    assert not re.search(r"""(src|href)=["']https?:""", html)
+    assert not re.search(r"""<(script|link|img|iframe)[^>]*(src|href)=["']?https?:""", html)
 
 
 def test_show_of_an_unknown_or_study_job_is_one_line(project: Path) -> None:

@@ -346,9 +346,17 @@ def jobs_resume(
     cluster: ClusterOption = None,
     workers: WorkersOption = None,
 ) -> None:
-    """Run what a job has not finished: its missing and failed simulations."""
+    """Run what a job has not finished: its missing and failed simulations (a calibration
+    continues its search, as `mops calibrate resume`)."""
     from modelops import api
 
+    with errors_end_the_command():
+        kind = api.job(job_id).record.kind
+    if kind == "calibration":
+        from modelops.cli.calibrate import calibrate_resume
+
+        calibrate_resume(job_id, scheduler, cluster, workers)  # ends the command
+        return
     with errors_end_the_command(), _progress() as progress:
         bar = _Bar(progress, "resumed")
         job = api.resume(job_id, scheduler, workers, progress=bar, cluster=cluster)
