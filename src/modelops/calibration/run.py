@@ -324,7 +324,7 @@ class _CalibrationLoop:
             for r, task in enumerate(tasks)
         }
         held = self.records.cached_results(metas)
-        tables = self._held_tables(held)
+        tables = stored_tables(self.store, held, self.scoring.columns())
         if tables is None:  # unreadable: run them again rather than fail the candidate
             held, tables = {}, []
         for task_id, source in held.items():
@@ -338,9 +338,6 @@ class _CalibrationLoop:
         key = f"modelops-candidate-{self.job.job_id}-{candidate.number}"
         self.in_flight[key] = (candidate, metas)
         return client.submit(run_candidate, run, scoring, key=key, pure=False, retries=0)
-
-    def _held_tables(self, held: dict[str, str]) -> list[ReplicateTables] | None:
-        return stored_tables(self.store, held, self.scoring.columns())
 
     def _outcome_of(self, future: Future) -> CandidateOutcome:
         candidate, _ = self.in_flight[future.key]
