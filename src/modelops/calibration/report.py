@@ -254,6 +254,9 @@ def _figure(title: str, x_label: str, y_label: str, **options: Any) -> figure:
     fig.xaxis.axis_label = _label(x_label)
     fig.yaxis.axis_label = _label(y_label)
     fig.min_border_left = 10
+    if options.get("width", 600) < 300:  # a small cell: fewer ticks, so labels don't collide
+        fig.xaxis.ticker.desired_num_ticks = 3
+        fig.yaxis.ticker.desired_num_ticks = 4
     return fig
 
 
@@ -753,8 +756,14 @@ class _Matrix:
         self.values = {
             n: [float(t.params[n]) for t in top if _finite(t.params.get(n))] for n in self.names
         }
+        # a log axis only where the top trials span a decade: on less, bokeh labels its
+        # ticks with rounded powers of ten (0.27 to 0.36 read as 10^-1 to 10^0)
+        self.log = {
+            n: bool(parameters[n].log) and bool(v) and min(v) > 0 and max(v) >= 10 * min(v)
+            for n, v in self.values.items()
+        }
         self.ranges = {
-            n: _padded(min(v), max(v), bool(parameters[n].log), 0.08) if v else Range1d(0, 1)
+            n: _padded(min(v), max(v), self.log[n], 0.08) if v else Range1d(0, 1)
             for n, v in self.values.items()
         }
         self.mapper = _score_mapper([_score(t) for t in top])
@@ -771,6 +780,7 @@ class _Matrix:
             return _histogram(
                 name,
                 self.parameters[name],
+                self.log[name],
                 self.values[name],
                 self.ranges[name],
                 self.size,
@@ -787,8 +797,8 @@ class _Matrix:
             height=self.size,
             x_range=self.ranges[x],
             y_range=self.ranges[y],
-            x_axis_type="log" if self.parameters[x].log else "linear",
-            y_axis_type="log" if self.parameters[y].log else "linear",
+            x_axis_type="log" if self.log[x] else "linear",
+            y_axis_type="log" if self.log[y] else "linear",
         )
         points = fig.scatter(
             f"p{self.names.index(x)}",
@@ -824,13 +834,13 @@ class _Matrix:
 def _histogram(
     name: str,
     parameter: FreeParameter,
+    log: bool,
     values: list[float],
     x_range: Range1d,
     size: int,
     x_label: str,
 ) -> figure:
-    """How one parameter's values spread among the top trials (log bins on a log scale)."""
-    log = bool(parameter.log) and bool(values) and min(values) > 0
+    """How one parameter's values spread among the top trials (log bins on a log axis)."""
     counts, edges = _bins(values, parameter, log)
     top = max(counts, default=0) or 1
     fig = _figure(
