@@ -161,3 +161,50 @@ def test_sigkilled_run_resumes_without_running_a_stored_simulation_again(project
     assert attempts["sim_id"].n_unique() == attempts.height
     distinct = {json.dumps(t.params, sort_keys=True) for t in trials if t.state == "complete"}
     assert attempts.height == 2 * len(distinct)
+
+
+def test_show_while_running_then_cancel_then_resume(project: Path) -> None:
+    """`mops calibrate show` reads a running calibration; `mops jobs cancel` (Ctrl-C to the
+    client) stops it cleanly, keeping what was told; a resume finishes it."""
+    body = textwrap.dedent(GROWTH).replace("days = 30", "days = 30\nsleep = 0.25")
+    body = body.replace("trials = 60", "trials = 30").replace("batch = 4", "batch = 3")
+    calibration(project, body, {"observed.csv": observed(r=0.1)})
+    records = JobRecords(Settings.from_env().jobs_db)
+
+    client = mops(project, "calibrate", "run", "calibration.toml", "--workers", "2")
+    try:
+        deadline = time.monotonic() + 300
+        told = 0
+        while time.monotonic() < deadline and told < 6:
+            time.sleep(0.2)
+            jobs = records.list() if records.path.exists() else []
+            if jobs:
+                search = calibration_folder(Settings.from_env(), jobs[0].job_id) / SEARCH_FILE
+                told = sum(t.state == "complete" for t in read_trials(search))
+        assert told >= 6, "the calibration did not get going"
+        [job] = records.list()
+
+        shown = mops_done(project, "calibrate", "show", job.job_id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        running = json.loads(shown.stdout)
+        assert running["state"] == "running"
+        assert 6 <= running["trials"] < 30 and running["best"] is not None
+
+        cancelled = mops_done(project, "jobs", "cancel", job.job_id)
+        assert cancelled.returncode == 0, cancelled.stderr
+        out, err = client.communicate(timeout=120)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate(timeout=60)
+    assert client.returncode == 130, err
+    assert f"`mops calibrate resume {job.job_id}`" in err
+    assert out.strip().splitlines()[-1] == f"job: {job.job_id}"
+    assert records.get(job.job_id).state.value == "cancelled"
+
+    resumed = mops_done(project, "calibrate", "resume", job.job_id, "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    handle = modelops.calibration_job(job.job_id)
+    assert handle.summary().trials == 30
+    html = handle.report(project / "report.html").read_text()
+    assert "abandoned" not in html  # trials asked again after the stop stand for them

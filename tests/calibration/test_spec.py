@@ -194,6 +194,12 @@ FILE_ERRORS = {
         "calibration.toml:25: search.algorithm: "
         "must be one of 'tpe', 'cmaes', 'random' or 'sobol'; got 'cma' (did you mean 'cmaes'?)",
     ),
+    "batch_size, which a calibration does not use": (
+        BASE + "\n[resources]\nbatch_size = 10\n",
+        "calibration.toml:30: resources.batch_size: does not apply to a calibration, which runs "
+        "each candidate's replicates as one task; [search] batch sets how many candidates are "
+        "in flight",
+    ),
     "unknown loss": (
         edit('loss = "poisson"', 'loss = "poison"'),
         "calibration.toml:22: targets.cases.loss: must be one of 'squared', 'absolute', "

@@ -105,3 +105,11 @@ def test_seir_age_reads_its_contact_data_on_the_worker(
     base, closed = by_age("model:SEIRAge"), by_age("model:SEIRAge/school_closure")
     assert set(base) == {"0-4", "5-19", "20-64", "65+"}
     assert closed["5-19"] < base["5-19"] / 2
+
+
+def test_the_sir_example_bundles_its_model_not_the_files_that_run_it() -> None:
+    """Editing the study, the calibration or the observed data keeps the bundle's digest, and
+    with it every simulation in the provenance cache."""
+    paths = {entry.path for entry in build_bundle(EXAMPLES / "sir").config.files}
+    assert {"model.py", "pyproject.toml"} <= paths
+    assert not paths & {"study.toml", "calibration.toml", "data/observed.csv"}

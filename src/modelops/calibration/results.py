@@ -14,6 +14,7 @@ from modelops.calibration.run import (
     SEARCH_FILE,
     calibration_folder,
     candidate_tasks,
+    recorded_utilisation,
     stored_spec,
     stored_tables,
 )
@@ -102,7 +103,7 @@ def calibration_summary(job: JobRecord, settings: Settings) -> CalibrationSummar
         complete=len(complete),
         failed=len(failed),
         best=best,
-        utilisation=_utilisation(job),
+        utilisation=recorded_utilisation(ResultStore(job.results), job.job_id),
     )
 
 
@@ -112,7 +113,12 @@ def report_data(job: JobRecord, settings: Settings) -> ReportData:
     from modelops.calibration.report import ReportData  # loads bokeh: only for a report
 
     spec = stored_spec(job, settings)
-    trials = read_trials(calibration_folder(settings, job.job_id) / SEARCH_FILE)
+    # an abandoned trial was asked again after a stop: its retry stands for it
+    trials = [
+        trial
+        for trial in read_trials(calibration_folder(settings, job.job_id) / SEARCH_FILE)
+        if trial.reason != ABANDONED
+    ]
     complete = sorted(
         (trial for trial in trials if trial.state == "complete"),
         key=lambda trial: trial.score or 0.0,
@@ -130,7 +136,7 @@ def report_data(job: JobRecord, settings: Settings) -> ReportData:
         trials=trials,
         observed=dict(spec.observed),
         fits={number: fit for number, fit in fits.items() if fit},
-        utilisation=_utilisation(job),
+        utilisation=recorded_utilisation(ResultStore(job.results), job.job_id),
     )
 
 
@@ -147,14 +153,3 @@ def _fits(
         name: [replicate[target.output] for replicate in tables]
         for name, target in spec.targets.items()
     }
-
-
-def _utilisation(job: JobRecord) -> float | None:
-    store = ResultStore(job.results)
-    if not store.exists(job.job_id):
-        return None
-    try:
-        manifest = store.read_manifest(job.job_id)
-    except (OSError, ValueError):
-        return None
-    return manifest.get("calibration", {}).get("utilisation")

@@ -280,6 +280,7 @@ class _CalibrationLoop:
         self.opened: float | None = None
         self.threads = 1
         self.threads_read = 0.0
+        self.earlier_utilisation = recorded_utilisation(store, job.job_id)  # kept if none runs now
 
     def remaining(self) -> int:
         """Trials still to ask: the budget less those told, in flight, or to be told."""
@@ -288,6 +289,7 @@ class _CalibrationLoop:
 
     def run(self, client: Client) -> None:
         if self.remaining() <= 0:
+            self._show()  # nothing left to run: the display still shows where it stands
             return
         self.opened = time.monotonic()
         self._read_threads(client)
@@ -380,7 +382,10 @@ class _CalibrationLoop:
         scores: a search killed at any moment never holds a score whose simulations the
         store lost (those candidates are asked again, and found in the cache)."""
         self.writer.flush()
-        for candidate, outcome in self.untold:
+        while self.untold:
+            # taken off first: an interrupt between the two leaves the trial in flight, to
+            # be asked again, never told twice
+            candidate, outcome = self.untold.pop(0)
             error = outcome.error
             if error is None:
                 assert outcome.score is not None
@@ -389,7 +394,6 @@ class _CalibrationLoop:
             else:
                 self.search.tell_failed(candidate, f"{error.error_class.value}: {error.message}")
                 self._counted(complete=False)
-        self.untold = []
         self.last_told = time.monotonic()
 
     def _counted(self, complete: bool, score: float | None = None) -> None:
@@ -468,7 +472,7 @@ class _CalibrationLoop:
                 "complete": self.progress.complete,
                 "failed": self.progress.failed,
                 "best": None if best is None else {"params": best[0].params, "loss": best[1]},
-                "utilisation": self.utilisation(),
+                "utilisation": self.utilisation() if self.opened else self.earlier_utilisation,
             },
         }
 
@@ -511,6 +515,14 @@ def stored_tables(
     except (ModelOpsError, pl.exceptions.PolarsError, OSError):
         return None
     return list(by_task.values())
+
+
+def recorded_utilisation(store: ResultStore, job_id: str) -> float | None:
+    """The utilisation an earlier run of the job measured, from its manifest; None if none."""
+    try:
+        return store.read_manifest(job_id).get("calibration", {}).get("utilisation")
+    except (ModelOpsError, OSError, ValueError):
+        return None
 
 
 def _key(params: dict[str, Any]) -> str:

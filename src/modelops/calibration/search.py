@@ -33,6 +33,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler, CmaEsSampler, QMCSampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from modelops.calibration.spec import FreeParameter
 from modelops.contracts.errors import ErrorClass, ModelOpsError
@@ -264,7 +265,13 @@ def read_trials(storage: Path) -> list[TrialRecord]:
     if not storage.exists():
         return []
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{storage.resolve()}")
+    # read-only: a reader that arrives while the owner creates the file must not race it to
+    # create the tables; until they exist there is nothing to read
+    url = f"sqlite:///file:{storage.resolve()}?mode=ro&uri=true"
+    try:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=url)
+    except (KeyError, SQLAlchemyError, optuna.exceptions.OptunaError):
+        return []
     fixed = study.user_attrs.get(SPACE_ATTR, {}).get("fixed", {})
     found = study.get_trials(deepcopy=False, states=tuple(_STATES))
     return [_record(trial, fixed) for trial in found]

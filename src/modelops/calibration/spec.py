@@ -201,6 +201,13 @@ class CalibrationSpec(RunSpec):
 
     @model_validator(mode="after")
     def _consistent(self) -> CalibrationSpec:
+        if self.resources.batch_size is not None:
+            raise field_error(
+                "does not apply to a calibration, which runs each candidate's replicates as "
+                "one task; [search] batch sets how many candidates are in flight",
+                "resources",
+                "batch_size",
+            )
         for name in self.fixed:
             if name in self.parameters:
                 raise field_error(

@@ -27,6 +27,7 @@ from modelops.cli.common import (
     WorkersOption,
     console,
     errors_end_the_command,
+    fail,
     lock_mode,
     stderr,
 )
@@ -54,8 +55,10 @@ class _TrialBar:
         self.task: TaskID | None = None
         self.dashboard: str | None = None
         self.first_done: int | None = None
+        self.job_id: str | None = None
 
     def __call__(self, state: CalibrationProgress) -> None:
+        self.job_id = state.job_id
         if self.task is None:
             console.print(f"job {state.job_id}: {self.headline}", highlight=False)
             self.task = self.progress.add_task("trials", total=state.trials, detail="")
@@ -101,13 +104,15 @@ def _show(summary: CalibrationSummary) -> None:
     if best is None:
         console.print("no trial scored yet", highlight=False)
         return
-    table = Table(title=f"best: trial {best.number}, loss {best.loss:.6g}", title_justify="left")
+    console.print(f"best: trial {best.number}, loss {best.loss:.6g}", highlight=False)
+    table = Table()
     table.add_column("parameter")
     table.add_column("value", justify="right")
     for name, value in best.params.items():
         table.add_row(literal(name), literal(f"{value:.6g}" if isinstance(value, float) else value))
     console.print(table)
-    targets = Table(title="loss by target", title_justify="left")
+    console.print("loss by target", highlight=False)
+    targets = Table()
     targets.add_column("target")
     targets.add_column("loss", justify="right")
     for name, loss in best.targets.items():
@@ -146,9 +151,16 @@ def calibrate_run(
     with errors_end_the_command():
         lock = lock_mode(locked, frozen)
         spec = api.load_calibration(file)
+    bar: _TrialBar | None = None
+    try:
         with _progress() as progress:
             bar = _TrialBar(progress, f"{spec.search.trials} trials x {spec.replicates} replicates")
             calibration = api.calibrate(spec, scheduler, workers, lock, bar, cluster)
+    except api.ModelOpsError as exc:
+        error = fail(exc.info)
+        if bar is not None and bar.job_id is not None:  # stopped mid-run: the job is kept
+            print(f"job: {bar.job_id}")
+        raise error from None
     _finish(calibration)
 
 
