@@ -20,6 +20,7 @@ from modelops.calibration.search import (
     SAMPLERS,
     Candidate,
     Search,
+    read_trials,
 )
 from modelops.calibration.spec import FreeParameter
 from modelops.contracts.errors import ErrorClass, ModelOpsError
@@ -216,6 +217,22 @@ def test_resume_after_sigkill_keeps_told_trials_and_asks_untold_ones_again(
     complete = [r for r in records if r.state == "complete"]
     assert len(complete) == 8
     assert len({(r.params["x"], r.params["y"]) for r in complete}) == 8
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped_and_the_search_goes_on(tmp_path: Path) -> None:
+    storage = tmp_path / "search.journal"
+    run(Search(storage, FREE, seed=1), 4)
+    whole = storage.read_bytes()
+    with storage.open("ab") as journal:  # a kill in the middle of writing the next line
+        journal.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 4, "para')
+    assert read_trials(storage)[-1].number == 3  # a reader stops before the cut line
+
+    search = Search(storage, FREE, seed=1)
+    assert storage.read_bytes().startswith(whole)
+    assert b'"para' not in storage.read_bytes()[len(whole) :]
+    told = run(search, 2)
+    assert [c.number for c in told] == [4, 5]
+    assert [r.state for r in read_trials(storage)] == ["complete"] * 6
 
 
 def test_a_reopened_sampler_does_not_replay_its_draws(tmp_path: Path) -> None:

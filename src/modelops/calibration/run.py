@@ -4,7 +4,7 @@ on the cluster and score them there, tell each score as it arrives and ask for t
 
 A calibration is a job like a study's: one record, one run at a time, every simulation in
 the result store and the provenance cache. What it adds lives in the job's folder under
-`.modelops/calibrations/<job id>/`: the search's history (SQLite, see `search`) and the
+`.modelops/calibrations/<job id>/`: the search's history (Optuna's journal, see `search`) and the
 observed data as it was read when the job started, so a resume and a report score against
 the same data even if the file changed since.
 
@@ -56,7 +56,7 @@ from modelops.study import field_problem
 
 KIND = "calibration"
 """The `kind` a calibration job's spec records (a study's has none)."""
-SEARCH_FILE = "search.sqlite"
+SEARCH_FILE = "search.journal"
 OBSERVED_FOLDER = "observed"
 CHECKPOINT_S = 1.0  # how often counts reach the job record
 THREADS_EVERY_S = 2.0  # how often the cluster's size is read again, for utilisation
