@@ -14,6 +14,7 @@ BENCHMARKS = [
     "runtime_modes.py",
     "registry_transfer.py",
     "study_scale.py",
+    "calibration_throughput.py",
     "cli_startup.py",
 ]
 
