@@ -34,6 +34,8 @@ import pyarrow as pa
 
 def wire(entrypoint, params, seed):
     time.sleep(params.get("sleep", 0))
+    if params["r"] > params.get("hang_above", 1e9):
+        time.sleep(60)
     if params["r"] > params.get("fail_above", 1e9):
         raise ValueError(f"r {params['r']:.3f} is above fail_above")
     if not isinstance(params["a"], int):
@@ -222,6 +224,42 @@ def test_failed_simulations_are_told_and_the_search_goes_on(project: Path, clien
     failures = modelops.results(record.job_id).failed_simulations().collect()
     assert failures.height == len(failed)
     assert set(failures["error_class"]) == {"model"}
+
+
+def test_a_timed_out_simulation_fails_its_trial_and_the_search_goes_on(
+    project: Path, client: Client
+) -> None:
+    body = textwrap.dedent(GROWTH).replace("days = 30", "days = 30\nhang_above = 0.2")
+    body = body.replace("trials = 60", "trials = 16") + "\n[resources]\ntimeout = 1\nretries = 0\n"
+    path = calibration(project, body, {"observed.csv": observed(r=0.1)})
+    record = run_calibration(load_calibration(path), scheduler=client.scheduler.address)
+
+    assert record.state is JobState.SUCCEEDED
+    trials = modelops.calibration_job(record.job_id).trials()
+    timed_out = [trial for trial in trials if trial.state == "failed"]
+    assert timed_out, "the search never tried r > 0.2"
+    assert all(trial.params["r"] > 0.2 for trial in timed_out)
+    assert all((trial.reason or "").startswith("timeout: ") for trial in timed_out)
+    assert len(trials) == 16
+
+
+def test_one_candidate_at_a_time_the_seed_makes_it_reproducible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: Client
+) -> None:
+    body = (
+        textwrap.dedent(GROWTH)
+        .replace("trials = 60", "trials = 12")
+        .replace("batch = 4", "batch = 1")
+    )
+    found = []
+    for run in ("first", "second"):  # separate projects: nothing comes from a cache
+        monkeypatch.setenv("MODELOPS_PROJECT_DIR", str(tmp_path / run))
+        path = calibration(tmp_path / run, body, {"observed.csv": observed(r=0.1)})
+        record = run_calibration(load_calibration(path), scheduler=client.scheduler.address)
+        trials = modelops.calibration_job(record.job_id).trials()
+        found.append([(trial.params, trial.score) for trial in trials])
+    assert found[0] == found[1]
+    assert len({json.dumps(params, sort_keys=True) for params, _ in found[0]}) > 6
 
 
 def test_an_observed_row_the_model_does_not_simulate_is_one_line(
