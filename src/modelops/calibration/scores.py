@@ -22,7 +22,7 @@ from typing import Literal, NoReturn
 
 import numpy as np
 import polars as pl
-from scipy import optimize, special, stats
+from scipy import special
 
 from modelops.contracts import ErrorClass, ModelOpsError
 
@@ -34,6 +34,8 @@ log-likelihood, which no optimiser can rank); at the floor it is finite and very
 23 per count for Poisson), and it stays continuous and monotone in the simulated value, so a
 model that comes closer to the data always scores better. Where the observation is possible
 the likelihood is exact; a mean of 0 with an observed 0 scores exactly 0."""
+
+_NORMAL_LOG_C = 0.5 * math.log(2 * math.pi)
 
 FIT_DISPERSION_BOUNDS = (1e-4, 1e8)
 """The range searched for a fitted negative-binomial dispersion (the size r). At the top the
@@ -68,7 +70,7 @@ def _absolute_log1p(y: np.ndarray, m: np.ndarray) -> np.ndarray:
 def _poisson(y: np.ndarray, mean: np.ndarray, _trials: np.ndarray, _: float | None) -> np.ndarray:
     """y ~ Poisson(mean)."""
     mean = np.where(y > 0, np.maximum(mean, FLOOR), mean)
-    return stats.poisson.logpmf(y, mean)
+    return special.xlogy(y, mean) - special.gammaln(y + 1) - mean
 
 
 def _negative_binomial(
@@ -77,12 +79,16 @@ def _negative_binomial(
     """y ~ negative binomial with the simulated mean and size r (the dispersion): variance
     mean + mean**2 / r, Poisson as r grows (scipy's n = r, p = r / (r + mean))."""
     mean = np.where(y > 0, np.maximum(mean, FLOOR), mean)
-    return stats.nbinom.logpmf(y, r, r / (r + mean))
+    p = r / (r + mean)
+    coefficient = special.gammaln(y + r) - special.gammaln(y + 1) - special.gammaln(r)
+    return coefficient + r * np.log(p) + special.xlog1py(y, -p)
 
 
 def _binomial(y: np.ndarray, p: np.ndarray, trials: np.ndarray, _: float | None) -> np.ndarray:
     """y successes ~ Binomial(trials, p), p the simulated probability of success per trial."""
-    return stats.binom.logpmf(y, trials, _floor_probability(y, p, trials))
+    p = _floor_probability(y, p, trials)
+    ways = special.gammaln(trials + 1) - (special.gammaln(y + 1) + special.gammaln(trials - y + 1))
+    return ways + special.xlogy(y, p) + special.xlog1py(trials - y, -p)
 
 
 def _beta_binomial(y: np.ndarray, p: np.ndarray, trials: np.ndarray, phi: float) -> np.ndarray:
@@ -94,13 +100,16 @@ def _beta_binomial(y: np.ndarray, p: np.ndarray, trials: np.ndarray, phi: float)
     # successes); scipy's beta needs a, b > 0, so those rows get their exact log-likelihood 0.
     certain = (p == 0) | (p == 1)
     inner = np.clip(p, FLOOR, 1 - FLOOR)
-    log_pmf = stats.betabinom.logpmf(y, trials, inner * phi, (1 - inner) * phi)
+    a, b = inner * phi, (1 - inner) * phi
+    ways = -np.log(trials + 1) - special.betaln(trials - y + 1, y + 1)
+    log_pmf = ways + special.betaln(y + a, trials - y + b) - special.betaln(a, b)
     return np.where(certain, 0.0, log_pmf)
 
 
 def _gaussian(y: np.ndarray, mean: np.ndarray, _trials: np.ndarray, sigma: float) -> np.ndarray:
     """y ~ Normal(mean, sigma)."""
-    return stats.norm.logpdf(y, mean, sigma)
+    z = (y - mean) / sigma
+    return (-(z**2) / 2.0 - _NORMAL_LOG_C) - math.log(sigma)
 
 
 def _floor_probability(y: np.ndarray, p: np.ndarray, trials: np.ndarray) -> np.ndarray:
@@ -459,6 +468,8 @@ def _fit_dispersion(nll: Callable[[float], float]) -> float:
     values = [nll(r) for r in grid]
     best = int(np.argmin(values))
     low, high = grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)]
+    from scipy import optimize  # only a fitted dispersion needs it: workers load it late
+
     refined = optimize.minimize_scalar(
         lambda log_r: nll(math.exp(log_r)),
         bounds=(math.log(low), math.log(high)),
