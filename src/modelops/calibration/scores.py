@@ -6,8 +6,9 @@ score is an error loss or a negative log-likelihood: lower is better, always fin
 candidate's score is the weighted sum of its targets' scores.
 
 Coverage: every observed row must have a simulated row in every replicate; a missing one is
-an error, or (when the target sets `missing_penalty`) costs that penalty, so a model can
-never lower its score by leaving rows out. Simulated rows without an observed row are
+an error, or (when the target sets `missing_penalty`) costs that penalty instead of its
+row's score, so a missing row is never silently free: it lowers a score only if the file's
+penalty is below what the row would have scored. Simulated rows without an observed row are
 ignored: a model may simulate more days than were observed.
 
 Scoring runs on the workers, next to the simulations: pure numpy/scipy/polars, no I/O.
