@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from distributed import get_worker
@@ -114,7 +115,9 @@ def run_candidate(run: CandidateRun, scoring: Scoring) -> CandidateOutcome:
         if not result.ok:  # the candidate cannot be scored: skip its other replicates
             break
 
-    def outcome(score: float | None, targets: dict[str, float], error: ErrorInfo | None):
+    def outcome(
+        score: float | None, targets: dict[str, float], error: ErrorInfo | None
+    ) -> CandidateOutcome:
         busy = time.perf_counter() - started
         return CandidateOutcome(run.number, results, score, targets, error, busy)
 
@@ -146,7 +149,7 @@ def _tables(result: SimReturn, scoring: Scoring) -> ReplicateTables:
     return tables
 
 
-def describe_on_worker(ref: BundleRef) -> dict:
+def describe_on_worker(ref: BundleRef) -> dict[str, Any]:
     """The Dask task that asks a bundle's SDK models about themselves on a worker, where the
     environment the simulations use is built (and stays warm for them)."""
     worker = get_worker()

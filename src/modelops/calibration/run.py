@@ -50,7 +50,7 @@ from modelops.contracts.seeds import replicate_seeds
 from modelops.jobs.run import bundle_of, final_counts
 from modelops.runtime.describe import SDK_WIRE
 from modelops.settings import Settings
-from modelops.store import JobRecord, JobRecords, JobState, ResultStore, SimMeta
+from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
 from modelops.store.rows import model_column_name
 from modelops.study import field_problem
 
@@ -106,7 +106,7 @@ def run_calibration(
     scheduler = scheduler or settings.scheduler
     kind = cluster_kind(scheduler, cluster, settings)  # checked before anything is built
     with bundle_of(spec, settings, lock) as (_, bundle):
-        pass
+        pass  # built and published (or located) and described; the description outlives the store
     with open_cluster(scheduler, n_workers, kind=kind) as client:
         spec = _completed(spec, bundle, client)
         records = JobRecords(settings.jobs_db)
@@ -218,7 +218,7 @@ def _run(
             finished = loop.remaining() == 0 and not loop.in_flight
             counts = final_counts(store, job.job_id, spec.search.trials * spec.replicates)
             if finished:
-                counts = type(counts)(counts.done, counts.succeeded, counts.failed, counts.cached)
+                counts = JobCounts(counts.done, counts.succeeded, counts.failed, counts.cached)
             records.set_counts(job.job_id, counts)
             if state is None:
                 if not finished:
@@ -440,7 +440,7 @@ class _CalibrationLoop:
         self.checkpoint()
 
     def manifest(
-        self, bundle: BundleDescription, state: JobState, started: float, counts: Any
+        self, bundle: BundleDescription, state: JobState, started: float, counts: JobCounts
     ) -> dict[str, Any]:
         """The job's manifest in the result store, as a study's, with the calibration's
         best trial and the utilisation measured."""
