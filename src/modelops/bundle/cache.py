@@ -53,6 +53,9 @@ _MEMBER_KINDS = {
     tarfile.GNUTYPE_SPARSE: "a sparse file",
 }
 
+CONFIG_FILE = "config.json"
+CONFIG_DIGEST_FILE = "config.digest"  # the config's digest as the manifest named it
+
 
 class BundleSource(Protocol):
     """Where bundles come from (the image-layout store, a registry). A source only delivers
@@ -81,16 +84,40 @@ class Descriptor:
 
 
 def fetch_bundle(ref: BundleRef, source: BundleSource, cache: Path) -> FetchedBundle:
+    """The bundle in the cache, fetched first if it is not there, and fetched again if its
+    cached config was damaged since (its digest is checked on every call; the tree's files
+    are checked when a child copies them)."""
     home = cache / "bundles"
     final = home / ref.hex
-    if not final.is_dir():
+    config = _cached_config(ref, final)
+    if config is None:
         home.mkdir(parents=True, exist_ok=True)
         with FileLock(home / f"{ref.hex}.lock"):
-            if not final.is_dir():
+            config = _cached_config(ref, final)
+            if config is None:
+                if final.is_dir():  # damaged: put aside for everyone, then fetched again
+                    doomed = Path(tempfile.mkdtemp(dir=home, prefix=f".evicting-{ref.hex[:12]}-"))
+                    os.rename(final, doomed / final.name)
+                    shutil.rmtree(doomed, ignore_errors=True)
                 _remove_stale_partials(home, ref)
                 _fetch_into(ref, source, home, final)
-    data = read_limited(final / "config.json", MAX_CONFIG_BYTES, f"config of {ref}")
-    return FetchedBundle(ref, final / "tree", BundleConfig.from_bytes(data, f"config of {ref}"))
+    if config is None:
+        data = read_limited(final / CONFIG_FILE, MAX_CONFIG_BYTES, f"config of {ref}")
+        config = BundleConfig.from_bytes(data, f"config of {ref}")
+    return FetchedBundle(ref, final / "tree", config)
+
+
+def _cached_config(ref: BundleRef, final: Path) -> BundleConfig | None:
+    """The cached bundle's config if it is the one its manifest named; None if the bundle is
+    not cached, or its config is gone, changed or unreadable."""
+    try:
+        expected = (final / CONFIG_DIGEST_FILE).read_text().strip()
+        data = read_limited(final / CONFIG_FILE, MAX_CONFIG_BYTES, f"config of {ref}")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != expected:
+            return None
+        return BundleConfig.from_bytes(data, f"config of {ref}")
+    except (OSError, ModelOpsError):
+        return None
 
 
 def _partial_prefix(ref: BundleRef) -> str:
@@ -119,8 +146,9 @@ def _fetch_into(ref: BundleRef, source: BundleSource, home: Path, final: Path) -
         config_descriptor, layers = parse_manifest(
             ref, verify_bytes(raw, ref.digest, f"manifest of {ref}")
         )
-        _download(source, ref, config_descriptor, work / "config.json")
-        config = BundleConfig.from_bytes((work / "config.json").read_bytes(), f"config of {ref}")
+        _download(source, ref, config_descriptor, work / CONFIG_FILE)
+        (work / CONFIG_DIGEST_FILE).write_text(config_descriptor.digest)
+        config = BundleConfig.from_bytes((work / CONFIG_FILE).read_bytes(), f"config of {ref}")
         expected = {entry.path: entry for entry in config.files}
         file_entries = _check_layers(ref, layers, expected)  # before any layer is downloaded
         blobs = {

@@ -24,8 +24,10 @@ from modelops.bundle.discover import PYTHON_VERSION_FILE
 from modelops.bundle.uv import run_uv, uv_error_summary
 from modelops.contracts import ErrorClass, ModelOpsError
 from modelops.contracts.ids import canonical_json, sha256_hex
+from modelops.runtime.eviction import LAST_USED
 
 ENV_RECORD = ".modelops-env.json"  # written last: what the env is for, and who built it
+OURS = frozenset({ENV_RECORD, LAST_USED})  # what ModelOps writes into a venv's root after uv
 
 
 def pinned_python(bundle: FetchedBundle) -> str | None:
@@ -51,15 +53,53 @@ def env_digest(bundle: FetchedBundle) -> str:
 
 
 def ensure_env(bundle: FetchedBundle, cache: Path) -> Path:
-    """The python executable of the bundle's environment, building it if needed."""
+    """The python executable of the bundle's environment, building it if needed, and
+    building it again if it was damaged since (files gone or of another size)."""
     home = cache / "envs"
     final = home / env_digest(bundle).removeprefix("sha256:")
-    if not final.is_dir():
+    if not _intact(final):
         home.mkdir(parents=True, exist_ok=True)
         with FileLock(home / f"{final.name}.lock"):
+            if final.is_dir() and not _intact(final):
+                _set_aside(final)
             if not final.is_dir():
                 _build_into(bundle, home, final)
     return final / "bin" / "python"
+
+
+def _fingerprint(venv: Path) -> dict[str, int]:
+    """How many files the venv holds and how many bytes: a file deleted or cut short shows.
+    Bytecode caches are left out, since Python may write them into a venv at any import, and
+    so are the files ModelOps keeps at its root (its record, the eviction's recency mark)."""
+    files = size = 0
+    root = str(venv)
+    for folder, subfolders, names in os.walk(venv):
+        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
+        for name in names:
+            path = os.path.join(folder, name)
+            if folder == root and name in OURS:
+                continue
+            files += 1
+            size += os.lstat(path).st_size
+    return {"files": files, "bytes": size}
+
+
+def _intact(venv: Path) -> bool:
+    """Whether the venv is as its build left it (as far as its record's fingerprint tells)."""
+    try:
+        record = json.loads((venv / ENV_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    fingerprint = record.get("fingerprint") if isinstance(record, dict) else None
+    return fingerprint == _fingerprint(venv) and (venv / "bin" / "python").exists()
+
+
+def _set_aside(venv: Path) -> None:
+    """Remove a damaged venv for everyone at once (renamed, then deleted); the caller holds
+    its digest's lock."""
+    doomed = Path(tempfile.mkdtemp(dir=venv.parent, prefix=f".evicting-{venv.name[:12]}-"))
+    os.rename(venv, doomed / venv.name)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
@@ -102,6 +142,7 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
                     "python": pinned_python(bundle) or sys.version.split()[0],
                     "built_by_pid": os.getpid(),
                     "built_for": str(bundle.ref),
+                    "fingerprint": _fingerprint(venv),
                 }
             )
         )
