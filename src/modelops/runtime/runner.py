@@ -7,6 +7,7 @@ are retried in a fresh child (`RunLimits.retries`, default 1); model errors neve
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -84,10 +85,24 @@ class TaskRunner:
             return self._run_in_child(task, bundle, python, timings)
         except ModelOpsError as exc:
             return SimReturn.failure(task.task_id, exc.info)
+        except OSError as exc:
+            return SimReturn.failure(task.task_id, self._os_error(exc))
         except Exception as exc:
             return SimReturn.failure(
                 task.task_id, ErrorInfo.from_exception(exc, ErrorClass.INTERNAL)
             )
+
+    def _os_error(self, exc: OSError) -> ErrorInfo:
+        """A full disk says which folder's disk and what to do; other OS errors as they are."""
+        if exc.errno != errno.ENOSPC:
+            return ErrorInfo.from_exception(exc, ErrorClass.INTERNAL)
+        return ErrorInfo(
+            ErrorClass.INTERNAL,
+            "NoSpaceLeft",
+            f"no space left on the disk that holds the cache {self.cache} (writing "
+            f"{exc.filename or 'a file'}): free space there, or keep the cache smaller "
+            "(MODELOPS_CACHE_MAX_GB)",
+        )
 
     def _prepare(self, ref: BundleRef, timings: dict[str, float]) -> tuple[FetchedBundle, Path]:
         """The fetched bundle and its env's python; looked up once per bundle per worker

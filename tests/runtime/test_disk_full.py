@@ -1,0 +1,53 @@
+"""The disk that holds the bundle cache fills up while a bundle is fetched: one clear line
+naming the cache and what to do, and no cache entry left that could pass for the bundle.
+The disk is a real 1 MiB tmpfs mounted for the test (root only, as in CI)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelops.bundle import LayoutStore
+from modelops.contracts import ErrorClass, SimTask
+from modelops.runtime import TaskRunner
+
+WIRE = "def wire(entrypoint, params, seed):\n    return {'ok': b'1'}\n"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_cache_disk_is_one_clear_line_and_leaves_no_entry(
+    store: LayoutStore, make_bundle, small_disk: Path
+) -> None:
+    ref = make_bundle({"wire.py": WIRE, "data/big.bin": "x" * (3 * 2**20)})
+    cache = small_disk / "cache"
+    runner = TaskRunner(store, cache)
+    try:
+        result = runner.run(SimTask(ref, "", {}, seed=1))
+    finally:
+        runner.close()
+
+    assert result.error is not None
+    assert result.error.error_class is ErrorClass.INTERNAL
+    message = result.error.message
+    assert message.startswith(f"no space left on the disk that holds the cache {cache}")
+    assert "MODELOPS_CACHE_MAX_GB" in message and "\n" not in message
+    bundles = cache / "bundles"
+    left = sorted(path.name for path in bundles.iterdir()) if bundles.exists() else []
+    assert ref.hex not in left  # nothing that could pass for the bundle
+    assert not [name for name in left if name.startswith(".partial-")]
