@@ -209,7 +209,7 @@ def test_weights_move_the_optimum(project: Path, client: Client) -> None:
 
 def test_failed_simulations_are_told_and_the_search_goes_on(project: Path, client: Client) -> None:
     body = textwrap.dedent(GROWTH).replace("days = 30", "days = 30\nfail_above = 0.15")
-    body = body.replace("trials = 60", "trials = 30")
+    body = body.replace("trials = 60", "trials = 30").replace("batch = 4", "batch = 1")
     path = calibration(project, body, {"observed.csv": observed(r=0.1)})
     record = run_calibration(load_calibration(path), scheduler=client.scheduler.address)
 
@@ -234,7 +234,8 @@ def test_a_timed_out_simulation_fails_its_trial_and_the_search_goes_on(
     project: Path, client: Client
 ) -> None:
     body = textwrap.dedent(GROWTH).replace("days = 30", "days = 30\nhang_above = 0.2")
-    body = body.replace("trials = 60", "trials = 16") + "\n[resources]\ntimeout = 1\nretries = 0\n"
+    body = body.replace("trials = 60", "trials = 16").replace("batch = 4", "batch = 1")
+    body += "\n[resources]\ntimeout = 1\nretries = 0\n"
     path = calibration(project, body, {"observed.csv": observed(r=0.1)})
     record = run_calibration(load_calibration(path), scheduler=client.scheduler.address)
 
