@@ -16,7 +16,6 @@ twice) is the same simulations, found in the provenance cache rather than run ag
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -28,7 +27,6 @@ from typing import Any
 import polars as pl
 from distributed import Client, Future, as_completed
 
-from modelops import __version__
 from modelops.bundle.inspect import BundleDescription, describe_bundle
 from modelops.bundle.lock import LockMode
 from modelops.bundle.store_in_use import store_for_call
@@ -47,7 +45,7 @@ from modelops.cluster import cluster_kind, open_cluster
 from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 from modelops.contracts.ids import canonical_json
 from modelops.contracts.seeds import replicate_seeds
-from modelops.jobs.run import bundle_of, final_counts
+from modelops.jobs.run import bundle_of, final_counts, job_manifest
 from modelops.runtime.describe import SDK_WIRE
 from modelops.settings import Settings
 from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
@@ -445,28 +443,10 @@ class _CalibrationLoop:
         """The job's manifest in the result store, as a study's, with the calibration's
         best trial and the utilisation measured."""
         best = self.search.best()
-        environment = bundle.config.environment
+        manifest = job_manifest(self.job.job_id, self.spec, bundle, state, started, counts)
         return {
-            "job": self.job.job_id,
+            **manifest,
             "kind": KIND,
-            "name": self.spec.name,
-            "state": state.value,
-            "spec": json.loads(json.dumps(self.spec.model_dump(mode="json"))),
-            "bundle": str(bundle.ref),
-            "environment": {
-                "kind": environment.kind,
-                "files": list(environment.files),
-                "lock_digest": environment.lock_digest,
-            },
-            "modelops_version": __version__,
-            "started": started,
-            "ended": time.time(),
-            "counts": {
-                "total": counts.total,
-                "succeeded": counts.succeeded,
-                "failed": counts.failed,
-                "cached": counts.cached,
-            },
             "calibration": {
                 "trials": self.progress.done,
                 "complete": self.progress.complete,

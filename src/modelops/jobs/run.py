@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -333,32 +334,44 @@ def _run(
             if state is None:
                 state = _state_of(counts)
             records.finish(job.job_id, state)
-            environment = bundle.config.environment
             store.write_manifest(
-                job.job_id,
-                {
-                    "job": job.job_id,
-                    "name": spec.name,
-                    "state": state.value,
-                    "spec": spec.model_dump(mode="json"),
-                    "bundle": str(bundle.ref),
-                    "environment": {
-                        "kind": environment.kind,
-                        "files": list(environment.files),
-                        "lock_digest": environment.lock_digest,
-                    },
-                    "modelops_version": __version__,
-                    "started": started,
-                    "ended": time.time(),
-                    "counts": {
-                        "total": counts.total,
-                        "succeeded": counts.succeeded,
-                        "failed": counts.failed,
-                        "cached": counts.cached,
-                    },
-                },
+                job.job_id, job_manifest(job.job_id, spec, bundle, state, started, counts)
             )
         return records.get(job.job_id)
+
+
+def job_manifest(
+    job_id: str,
+    spec: RunSpec,
+    bundle: BundleDescription,
+    state: JobState,
+    started: float,
+    counts: JobCounts,
+) -> dict[str, Any]:
+    """What a job's manifest in the result store says of it: its spec, bundle, environment,
+    state, times and counts (a calibration adds its own section)."""
+    environment = bundle.config.environment
+    return {
+        "job": job_id,
+        "name": spec.name,
+        "state": state.value,
+        "spec": spec.model_dump(mode="json"),
+        "bundle": str(bundle.ref),
+        "environment": {
+            "kind": environment.kind,
+            "files": list(environment.files),
+            "lock_digest": environment.lock_digest,
+        },
+        "modelops_version": __version__,
+        "started": started,
+        "ended": time.time(),
+        "counts": {
+            "total": counts.total,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "cached": counts.cached,
+        },
+    }
 
 
 def final_counts(store: ResultStore, job_id: str, total: int) -> JobCounts:
