@@ -44,6 +44,20 @@ def mops_done(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+def scored_trials(records: JobRecords, at_least: int, timeout_s: float = 300) -> int:
+    """How many trials the newest calibration has scored, once it has `at_least` (or the
+    timeout has passed)."""
+    deadline = time.monotonic() + timeout_s
+    scored = 0
+    while time.monotonic() < deadline and scored < at_least:
+        time.sleep(0.2)
+        jobs = records.list() if records.path.exists() else []
+        if jobs:
+            search = calibration_folder(Settings.from_env(), jobs[0].job_id) / SEARCH_FILE
+            scored = sum(t.state == "complete" for t in read_trials(search))
+    return scored
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MODELOPS_PROJECT_DIR", str(tmp_path))
@@ -121,15 +135,7 @@ def test_sigkilled_run_resumes_without_running_a_stored_simulation_again(project
     client = mops(project, "calibrate", "run", "calibration.toml", "--workers", "2")
     started: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 300
-        told = 0
-        while time.monotonic() < deadline and told < 10:
-            time.sleep(0.2)
-            jobs = records.list() if records.path.exists() else []
-            if jobs:
-                search = calibration_folder(Settings.from_env(), jobs[0].job_id) / SEARCH_FILE
-                told = sum(t.state == "complete" for t in read_trials(search))
-        assert told >= 10, "the calibration did not get going"
+        assert scored_trials(records, at_least=10) >= 10, "the calibration did not get going"
         started = psutil.Process(client.pid).children(recursive=True)
         client.send_signal(signal.SIGKILL)
         client.communicate(timeout=60)
@@ -173,15 +179,7 @@ def test_show_while_running_then_cancel_then_resume(project: Path) -> None:
 
     client = mops(project, "calibrate", "run", "calibration.toml", "--workers", "2")
     try:
-        deadline = time.monotonic() + 300
-        told = 0
-        while time.monotonic() < deadline and told < 6:
-            time.sleep(0.2)
-            jobs = records.list() if records.path.exists() else []
-            if jobs:
-                search = calibration_folder(Settings.from_env(), jobs[0].job_id) / SEARCH_FILE
-                told = sum(t.state == "complete" for t in read_trials(search))
-        assert told >= 6, "the calibration did not get going"
+        assert scored_trials(records, at_least=6) >= 6, "the calibration did not get going"
         [job] = records.list()
 
         shown = mops_done(project, "calibrate", "show", job.job_id, "--json")
