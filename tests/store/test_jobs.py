@@ -9,11 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+from filelock import FileLock
 
 import modelops
 from modelops.contracts import ErrorClass, ModelOpsError
@@ -257,3 +259,32 @@ def test_a_job_runs_in_one_process_at_a_time_and_a_killed_holder_frees_it(
     with pytest.raises(ModelOpsError) as bad:
         records.lock_path("../escape")
     assert bad.value.info.error_class is ErrorClass.BAD_INPUT
+
+
+def test_a_refusal_names_the_live_holder_not_a_killed_one_whose_pid_file_was_left(
+    records: JobRecords,
+) -> None:
+    """The window between a new holder taking the lock and writing its pid: the file still
+    names the killed holder before it."""
+    job_id = records.create("once", "b", {}, "r", total=1).job_id
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    pid_file = records.lock_path(job_id).with_suffix(".pid")
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{dead.pid}\n")
+    new_holder = FileLock(records.lock_path(job_id), timeout=0)
+    new_holder.acquire()
+    late_write = threading.Timer(0.3, pid_file.write_text, (f"{os.getpid()}\n",))
+    late_write.start()
+    try:
+        with pytest.raises(ModelOpsError) as busy, records.running(job_id):
+            pass
+    finally:
+        late_write.join()
+        new_holder.release()
+    assert f"is already running (pid {os.getpid()})" in str(busy.value)
+
+    pid_file.write_text(f"{dead.pid}\n")  # a holder that never writes: no wrong pid named
+    with new_holder, pytest.raises(ModelOpsError) as unnamed, records.running(job_id):
+        pass
+    assert "is already running (another process)" in str(unnamed.value)

@@ -258,7 +258,7 @@ class JobRecords:
         try:
             lock.acquire()
         except Timeout:
-            holder = _read_pid(path.with_suffix(".pid"))
+            holder = _live_holder(path.with_suffix(".pid"))
             holder_text = f"pid {holder}" if holder is not None else "another process"
             raise ModelOpsError(
                 ErrorClass.BAD_INPUT,
@@ -373,6 +373,19 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def _live_holder(path: Path, wait_s: float = 2.0) -> int | None:
+    """The lock holder's pid. A holder writes its pid just after taking the lock, so the file
+    may still name a killed holder before it: wait briefly for a pid that is alive."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        pid = _read_pid(path)
+        if pid is not None and psutil.pid_exists(pid):
+            return pid
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
