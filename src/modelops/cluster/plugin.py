@@ -73,7 +73,7 @@ class ModelOpsWorkerPlugin(WorkerPlugin):
 
 def run_sim_batch(tasks: list[SimTask]) -> list[SimReturn]:
     """The Dask task: runs a few simulations of one study on a worker thread, one after
-    another; never raises for a simulation's own failure."""
+    another through one warm child; never raises for a simulation's own failure."""
     worker = get_worker()
     runner = worker_runner(worker)
     if runner is None:
@@ -83,4 +83,4 @@ def run_sim_batch(tasks: list[SimTask]) -> list[SimReturn]:
             "worker's log says why it failed), or connect with modelops.cluster.open_cluster, "
             "which installs the worker plugin"
         )
-    return [runner.run(task, worker=worker.address) for task in tasks]
+    return runner.run_many(tasks, worker=worker.address)

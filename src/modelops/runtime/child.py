@@ -14,11 +14,14 @@ import fcntl
 import fnmatch
 import functools
 import io
+import itertools
 import os
 import select
 import signal
 import subprocess
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import psutil
@@ -29,6 +32,7 @@ from modelops.runtime import child_runner
 from modelops.runtime.child_runner import (
     BLOB,
     FRAME,
+    LOG_TAIL_BYTES,
     MAX_HEADER_BYTES,
     FrameError,
     check_blob,
@@ -47,7 +51,7 @@ MAX_WAIT_S = 3600.0  # the longest single wait: a huge timeout is waited in slic
 READ_CHUNK = 1 << 20  # the most one read of a large output asks for
 SMALL_READ = 64 << 10  # what one read asks for at least
 PIPE_BYTES = 1 << 20  # asked of the kernel for the answer pipe; a smaller pipe works too
-LOG_TAIL_BYTES = 16 * 1024
+AHEAD_BYTES = 16 << 10  # requests written ahead of their turn, at most; under a pipe's size
 THREAD_LIMIT_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 SCRATCH_VAR = "MODELOPS_SCRATCH"
@@ -120,6 +124,7 @@ class WarmChild:
         self._oom_kills: int | None = None
         self._memory_limit_mb: float | None = None
         self._closed = False
+        self._ahead_limit = min(AHEAD_BYTES, _pipe_size(requests.fileno()) // 2)
 
     @classmethod
     def start(
@@ -214,39 +219,86 @@ class WarmChild:
         """One task; every failure of the task (model error, crash, timeout, memory) comes
         back as a SimReturn. After a crash, timeout, memory kill or protocol error the child
         is dead."""
+        return next(self.run_many([task]))
+
+    def run_many(self, tasks: Iterable[SimTask]) -> Iterator[SimReturn]:
+        """The tasks' results, in order, as `run` gives them. Requests are written ahead of
+        their turn (a few KiB of them wait in the pipe), so the child goes from one task to
+        the next without waiting for the parent, which handles an answer while the child
+        works on the next. A task's clock and memory watch start when the child can start it:
+        when the answer before it arrived. Stops after a task that left the child dead; the
+        tasks after it are not run, and the caller gives them to another child."""
+        todo = iter(tasks)
+        # sent and not yet answered, in order; a task that could not be sent waits its turn
+        # here with its failure
+        ahead: deque[tuple[SimTask, int, SimReturn | None]] = deque()
+        ahead_bytes = 0
+        try:
+            while True:
+                for task in todo:
+                    try:
+                        request = _encode_task(task)
+                    except ModelOpsError as exc:  # never sent: the child is untouched
+                        ahead.append((task, 0, SimReturn.failure(task.task_id, exc.info)))
+                        continue
+                    if ahead_bytes and ahead_bytes + len(request) > self._ahead_limit:
+                        todo = itertools.chain([task], todo)  # its turn comes later
+                        break
+                    try:
+                        self._send(request, task)
+                    except ModelOpsError as exc:
+                        yield SimReturn.failure(task.task_id, exc.info, logs=self.task_logs())
+                        return
+                    ahead.append((task, len(request), None))
+                    ahead_bytes += len(request)
+                    if ahead_bytes >= self._ahead_limit:
+                        break
+                if not ahead:
+                    return
+                task, size, unsent = ahead.popleft()
+                if unsent is not None:
+                    yield unsent
+                    continue
+                ahead_bytes -= size
+                result, alive = self._answer(task, last=not ahead_bytes)
+                yield result
+                if not alive:
+                    return
+        finally:
+            if ahead_bytes and self.alive:
+                self._kill()  # working on, or holding answers to, tasks no one will read
+
+    def _answer(self, task: SimTask, last: bool) -> tuple[SimReturn, bool]:
+        """The answer to `task`, the oldest one sent, and whether the child lives on."""
         during = f"task {task.task_id}"
         limits = task.limits
+        self._memory_limit_mb = limits.memory_limit_mb
+        self._oom_kills = _read_oom_kills(self._oom_counter)
         try:
-            request = _encode_task(task)
-        except ModelOpsError as exc:  # never sent: the child is untouched
-            return SimReturn.failure(task.task_id, exc.info)
-        try:
-            self._send(request, task, during)
             header, blobs = self._receive(
                 during, limits.timeout_s, limits.memory_limit_mb, task.task_id
             )
         except ModelOpsError as exc:
-            return SimReturn.failure(task.task_id, exc.info, logs=self.task_logs())
+            return SimReturn.failure(task.task_id, exc.info, logs=self.task_logs()), False
         except BaseException:
             self._kill()  # it may be working on, or have sent, an answer no one will read
             raise
         finally:
             self.tasks_served += 1
-        if self._buffer or self._poll.poll(0):
-            self._kill()  # more than the one answer asked for: it serves no other task
-        return self._result(task, header, blobs)
+        if last and (self._buffer or self._poll.poll(0)):
+            self._kill()  # more than the answers asked for: it serves no other task
+            return self._result(task, header, blobs), False
+        return self._result(task, header, blobs), True
 
-    def _send(self, request: bytes, task: SimTask, during: str) -> None:
-        self._memory_limit_mb = task.limits.memory_limit_mb
-        self._oom_kills = _read_oom_kills(self._oom_counter)
+    def _send(self, request: bytes, task: SimTask) -> None:
         try:
             self._requests.write(request)
             self._requests.flush()
         except OSError:  # the child is gone (a broken pipe)
-            raise ModelOpsError.from_info(self._crash_info(during)) from None
+            raise ModelOpsError.from_info(self._crash_info(f"task {task.task_id}")) from None
 
     def _result(self, task: SimTask, header: dict, blobs: list[bytes]) -> SimReturn:
-        logs = self.task_logs()
+        logs = str(header.get("logs", ""))  # the child's tails: it has moved on since
         timings = {"wire_s": header["wire_s"]} if "wire_s" in header else {}
         if header["type"] == "error":
             return SimReturn.failure(task.task_id, _error_info(header), logs=logs)
@@ -574,6 +626,14 @@ def _child_env(python: Path, threads: int, scratch: Path) -> dict[str, str]:
     for name in THREAD_LIMIT_VARS:
         env.setdefault(name, str(threads))
     return env
+
+
+def _pipe_size(fd: int) -> int:
+    """The pipe's capacity: what a write may add without waiting for the reader."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    except (OSError, AttributeError):  # not Linux: the least a pipe holds
+        return select.PIPE_BUF
 
 
 def _tail(path: Path) -> str:

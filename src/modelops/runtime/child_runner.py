@@ -44,6 +44,7 @@ MAX_BLOB_BYTES = 4 << 30  # one output
 MAX_PAYLOAD_BYTES = 8 << 30  # all outputs of one task
 MAX_ERROR_MESSAGE = 64 << 10  # an error's message and traceback are cut to fit in a header
 MAX_ERROR_TRACEBACK = 1 << 20
+LOG_TAIL_BYTES = 16 * 1024  # of each of a task's stdout and stderr, sent with its answer
 
 
 class FrameError(ValueError):
@@ -228,6 +229,15 @@ def _accepts(function: Any, name: str) -> bool:
     return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+class _Wire:
+    """The wire function and what it accepts, looked at once rather than on every call."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.takes_config = _accepts(function, "config")
+        self.takes_outputs = _accepts(function, "outputs")
+
+
 def _check_outputs(outputs: Any) -> list[tuple[str, bytes]]:
     if not isinstance(outputs, dict):
         raise _Fatal(
@@ -270,22 +280,67 @@ def _check_outputs(outputs: Any) -> list[tuple[str, bytes]]:
     return checked
 
 
-def _redirect_output(log_dir: str) -> None:
-    """Point fd 1 and 2 at fresh per-task log files, so C extensions' output is caught too."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    for fd, name in ((1, "task.stdout"), (2, "task.stderr")):
-        target = os.open(os.path.join(log_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+class _TaskLogs:
+    """fd 1 and 2 point at the per-task log files, so C extensions' output is caught too.
+    Emptied before each task only when the last one wrote to them; opened again only if the
+    model pointed fd 1 or 2 elsewhere."""
+
+    NAMES = ((1, "task.stdout"), (2, "task.stderr"))
+
+    def __init__(self, log_dir: str) -> None:
+        self.paths = {fd: os.path.join(log_dir, name) for fd, name in self.NAMES}
+        self.files: dict[int, tuple[int, int]] = {}
+        for fd in self.paths:
+            self._open(fd)
+
+    def _open(self, fd: int) -> None:
+        target = os.open(self.paths[fd], os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
         os.dup2(target, fd)
         os.close(target)
+        status = os.fstat(fd)
+        self.files[fd] = (status.st_dev, status.st_ino)
+
+    def empty(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd in self.paths:
+            try:
+                status = os.fstat(fd)
+            except OSError:
+                status = None
+            if status is None or (status.st_dev, status.st_ino) != self.files[fd]:
+                self._open(fd)
+            elif status.st_size:
+                os.ftruncate(fd, 0)  # O_APPEND: the next write lands at the start
+
+    def tails(self) -> str:
+        """The last LOG_TAIL_BYTES of each log the task wrote to, as the parent shows them:
+        sent with the answer, because the next task empties the files."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parts = []
+        for fd, name in self.NAMES:
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    tail = os.pread(fd, LOG_TAIL_BYTES, max(0, size - LOG_TAIL_BYTES))
+            except OSError:  # fd 1 or 2 closed or pointed elsewhere by the model
+                continue
+            if size:
+                stream = name.partition(".")[2]
+                parts.append(f"--- {stream} ---\n{tail.decode('utf-8', errors='replace')}")
+        return "\n".join(parts)
 
 
-def _run(wire: Any, request: dict[str, Any], log_dir: str) -> tuple[dict[str, Any], list[bytes]]:
+def _run(
+    wire: _Wire, request: dict[str, Any], logs: _TaskLogs
+) -> tuple[dict[str, Any], list[bytes]]:
     task_id = request["task_id"]
+    logs.empty()
     kwargs: dict[str, Any] = {}
     config = request.get("config") or {}
     if config:
-        if not _accepts(wire, "config"):
+        if not wire.takes_config:
             raise _Fatal(
                 "bad_input",
                 TypeError("config"),
@@ -293,12 +348,11 @@ def _run(wire: Any, request: dict[str, Any], log_dir: str) -> tuple[dict[str, An
                 "'config' argument; add one, or leave config empty",
             )
         kwargs["config"] = config
-    if request.get("outputs") is not None and _accepts(wire, "outputs"):
+    if request.get("outputs") is not None and wire.takes_outputs:
         kwargs["outputs"] = list(request["outputs"])
-    _redirect_output(log_dir)
     started = time.perf_counter()
     try:
-        outputs = wire(request["entrypoint"], request["params"], request["seed"], **kwargs)
+        outputs = wire.function(request["entrypoint"], request["params"], request["seed"], **kwargs)
     except MemoryError as exc:
         raise _Fatal("oom", exc, f"out of memory: the model raised MemoryError {exc}") from exc
     except ModuleNotFoundError as exc:
@@ -325,6 +379,7 @@ def _run(wire: Any, request: dict[str, Any], log_dir: str) -> tuple[dict[str, An
         "task_id": task_id,
         "names": [name for name, _ in checked],
         "wire_s": elapsed,
+        "logs": logs.tails(),
     }
     return header, [data for _, data in checked]
 
@@ -352,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.append(args.sdk)
     try:
         spec = args.wire or _wire_from_environment()
-        wire = _load_wire(spec, args.bundle)
+        wire = _Wire(_load_wire(spec, args.bundle))
     except _Fatal as fatal:
         write_message(responses, {"type": "fatal", "error": fatal.error})
         return 1
@@ -360,19 +415,22 @@ def main(argv: list[str] | None = None) -> int:
         responses,
         {"type": "ready", "pid": os.getpid(), "python": sys.version, "wire": spec},
     )
+    logs = _TaskLogs(args.logs)
     while (message := read_message(requests)) is not None:
         request, _ = message
         if request["type"] == "shutdown":
             break
         try:
-            header, blobs = _run(wire, request, args.logs)
+            header, blobs = _run(wire, request, logs)
             encode_header(header)  # many long output names could pass the header's limit
         except _Fatal as failure:
             header = {"type": "error", "task_id": request["task_id"], "error": failure.error}
+            header["logs"] = logs.tails()
             blobs = []
         except FrameError as exc:
             error = _error("bad_output", exc, f"the wire's output names are too long: {exc}")
             header = {"type": "error", "task_id": request["task_id"], "error": error}
+            header["logs"] = logs.tails()
             blobs = []
         write_message(responses, header, blobs)
     return 0

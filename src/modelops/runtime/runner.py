@@ -8,8 +8,12 @@ are retried in a fresh child (`RunLimits.retries`, default 1); model errors neve
 from __future__ import annotations
 
 import errno
+import functools
+import itertools
 import time
-from dataclasses import replace
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from modelops.bundle.cache import BundleSource, FetchedBundle, fetch_bundle
@@ -30,6 +34,20 @@ from modelops.runtime.pool import WarmPool
 from modelops.runtime.sdk_link import sdk_folder
 
 RETRYABLE = frozenset({ErrorClass.CRASH, ErrorClass.TIMEOUT, ErrorClass.WORKER_LOST})
+RECHECK_S = 1.0  # how often a bundle in use is checked for, and marked as used, on disk
+
+
+@dataclass
+class _Ready:
+    """A bundle fetched and its environment built, as this runner last found them on disk."""
+
+    bundle: FetchedBundle
+    python: Path
+    checked: float  # time.monotonic() of the last look
+
+    @property
+    def pool_key(self) -> tuple[str, str]:
+        return (str(self.python), self.bundle.ref.digest)
 
 
 class TaskRunner:
@@ -46,19 +64,71 @@ class TaskRunner:
         self.cache_max_bytes = cache_max_bytes
         self.child_threads = child_threads
         self.pool = WarmPool(max_idle_children)
-        self._ready: dict[BundleRef, tuple[FetchedBundle, Path]] = {}
+        self._ready: dict[BundleRef, _Ready] = {}
         remove_leftovers(cache)  # of workers that died on this machine before
 
     def run(self, task: SimTask, worker: str = "") -> SimReturn:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        attempts = 0
-        while True:
+        return self._finish(task, self._attempt(task, timings), timings, started, worker)
+
+    def run_many(self, tasks: Sequence[SimTask], worker: str = "") -> list[SimReturn]:
+        """`run` for each task, results in the same order. Consecutive tasks of a bundle
+        that runs warm share one child, their requests written ahead so the child never
+        waits for this side between them (`WarmChild.run_many`); a task that leaves the
+        child dead is retried as `run` would, and the rest go on in a new child."""
+        results: list[SimReturn] = []
+        todo = deque(tasks)
+        while todo:
+            results.extend(self._run_some(todo, worker))
+        return results
+
+    def _run_some(self, todo: deque[SimTask], worker: str) -> Iterator[SimReturn]:
+        """Runs the first task of `todo`, and those after it that can share its child; each
+        is taken off `todo` as its result is yielded."""
+        first = todo[0]
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        try:
+            ready = self._prepare(first.bundle, timings)
+            isolation, max_tasks = mode = _mode(first, ready)
+            if isolation is Isolation.COLD:
+                yield self.run(todo.popleft(), worker)
+                return
+
+            def shares_child(task: SimTask) -> bool:
+                return task.bundle == first.bundle and _mode(task, ready) == mode
+
+            start = functools.partial(self._start, ready, timings)
+            with self.pool.acquire(ready.pool_key, start) as child:
+                cap = None if isolation is Isolation.WARM else max_tasks - child.tasks_served
+                group = list(itertools.islice(itertools.takewhile(shares_child, todo), cap))
+                for result in child.run_many(group):
+                    yield self._finish(todo.popleft(), result, timings, started, worker)
+                    timings, started = {}, time.perf_counter()
+                if isolation is Isolation.RECYCLE and child.tasks_served >= max_tasks:
+                    child.close()
+        except Exception as exc:  # no child to run it in
+            failure = SimReturn.failure(todo[0].task_id, self._error_info(exc))
+            yield self._finish(todo.popleft(), failure, timings, started, worker)
+
+    def _finish(
+        self,
+        task: SimTask,
+        result: SimReturn,
+        timings: dict[str, float],
+        started: float,
+        worker: str,
+    ) -> SimReturn:
+        """`result`, the task's first attempt, or the last of its retries; with timings."""
+        attempts = 1
+        while (
+            result.error is not None
+            and result.error.error_class in RETRYABLE
+            and attempts <= task.limits.retries
+        ):
             attempts += 1
             result = self._attempt(task, timings)
-            retry = result.error is not None and result.error.error_class in RETRYABLE
-            if not retry or attempts > task.limits.retries:
-                break
         timings.update(result.timings)
         timings["attempts"] = attempts
         timings["total_s"] = time.perf_counter() - started
@@ -70,27 +140,26 @@ class TaskRunner:
         runs cold; an idle warm child of the bundle already proves it). Returns the bundle
         and the wire the child loaded, which a package of the environment may provide.
         Raises the classified error of the step that failed."""
-        bundle, python = self._prepare(ref, {})
-        if bundle.config.runtime.isolation is Isolation.COLD:
-            child = self._start(bundle, python, {})
+        ready = self._prepare(ref, {})
+        if ready.bundle.config.runtime.isolation is Isolation.COLD:
+            child = self._start(ready, {})
             child.close()
-            return bundle, child.wire
-        key = (str(python), bundle.ref.digest)
-        with self.pool.acquire(key, lambda: self._start(bundle, python, {})) as child:
-            return bundle, child.wire
+            return ready.bundle, child.wire
+        with self.pool.acquire(ready.pool_key, lambda: self._start(ready, {})) as child:
+            return ready.bundle, child.wire
 
     def _attempt(self, task: SimTask, timings: dict[str, float]) -> SimReturn:
         try:
-            bundle, python = self._prepare(task.bundle, timings)
-            return self._run_in_child(task, bundle, python, timings)
-        except ModelOpsError as exc:
-            return SimReturn.failure(task.task_id, exc.info)
-        except OSError as exc:
-            return SimReturn.failure(task.task_id, self._os_error(exc))
+            return self._run_in_child(task, self._prepare(task.bundle, timings), timings)
         except Exception as exc:
-            return SimReturn.failure(
-                task.task_id, ErrorInfo.from_exception(exc, ErrorClass.INTERNAL)
-            )
+            return SimReturn.failure(task.task_id, self._error_info(exc))
+
+    def _error_info(self, exc: Exception) -> ErrorInfo:
+        if isinstance(exc, ModelOpsError):
+            return exc.info
+        if isinstance(exc, OSError):
+            return self._os_error(exc)
+        return ErrorInfo.from_exception(exc, ErrorClass.INTERNAL)
 
     def _os_error(self, exc: OSError) -> ErrorInfo:
         """A full disk says which folder's disk and what to do; other OS errors as they are."""
@@ -104,63 +173,67 @@ class TaskRunner:
             "(MODELOPS_CACHE_MAX_GB)",
         )
 
-    def _prepare(self, ref: BundleRef, timings: dict[str, float]) -> tuple[FetchedBundle, Path]:
+    def _prepare(self, ref: BundleRef, timings: dict[str, float]) -> _Ready:
         """The fetched bundle and its env's python; looked up once per bundle per worker
-        (again if the cache lost either, to eviction or anything else), and marked as used
-        for eviction."""
+        (again if the cache lost either, to eviction or anything else). Looked for on disk,
+        and marked as used for eviction, at most every RECHECK_S: a warm child needs neither,
+        and starting a new one looks again (`_start`)."""
         ready = self._ready.get(ref)
-        if ready is None or not ready[0].root.is_dir() or not ready[1].exists():
+        now = time.monotonic()
+        if ready is not None and now - ready.checked < RECHECK_S:
+            return ready
+        if ready is None or not ready.bundle.root.is_dir() or not ready.python.exists():
             began = time.perf_counter()
             bundle = fetch_bundle(ref, self.source, self.cache)
             timings["fetch_s"] = time.perf_counter() - began
             python = ensure_env(bundle, self.cache)
             timings["env_s"] = time.perf_counter() - began - timings["fetch_s"]
-            ready = self._ready[ref] = (bundle, python)
+            ready = self._ready[ref] = _Ready(bundle, python, now)
             if self.cache_max_bytes is not None:
                 evict_lru(self.cache, self.cache_max_bytes)
-        bundle, python = ready
-        touch(bundle.root.parent)
-        touch(python.parent.parent)
+        ready.checked = now
+        touch(ready.bundle.root.parent)
+        touch(ready.python.parent.parent)
         return ready
 
-    def _run_in_child(
-        self, task: SimTask, bundle: FetchedBundle, python: Path, timings: dict[str, float]
-    ) -> SimReturn:
+    def _run_in_child(self, task: SimTask, ready: _Ready, timings: dict[str, float]) -> SimReturn:
         def start() -> WarmChild:
-            return self._start(bundle, python, timings)
+            return self._start(ready, timings)
 
-        runtime = bundle.config.runtime
-        isolation = task.limits.isolation or runtime.isolation
+        isolation, max_tasks = _mode(task, ready)
         if isolation is Isolation.COLD:
             child = start()
             try:
                 return child.run(task)
             finally:
                 child.close()
-        max_tasks = task.limits.max_tasks_per_process or runtime.max_tasks_per_process
-        with self.pool.acquire((str(python), bundle.ref.digest), start) as child:
+        with self.pool.acquire(ready.pool_key, start) as child:
             result = child.run(task)
-            if isolation is Isolation.RECYCLE and child.tasks_served >= (max_tasks or 1):
+            if isolation is Isolation.RECYCLE and child.tasks_served >= max_tasks:
                 child.close()
             return result
 
-    def _start(self, bundle: FetchedBundle, python: Path, timings: dict[str, float]) -> WarmChild:
+    def _start(self, ready: _Ready, timings: dict[str, float]) -> WarmChild:
         """A new child with its own copy of the bundle's files. A cached bundle that lost or
-        changed files since it was verified is removed and fetched again, once."""
+        changed files since it was verified is removed and fetched again, once; an
+        environment that went missing is built again."""
         began = time.perf_counter()
         sdk = sdk_folder(self.cache)
+        if not ready.python.exists():
+            ready.python = ensure_env(ready.bundle, self.cache)
+        children = self.cache / CHILDREN
         try:
-            child = WarmChild.start(python, bundle, self.cache / CHILDREN, self.child_threads, sdk)
+            child = WarmChild.start(ready.python, ready.bundle, children, self.child_threads, sdk)
         except StaleBundle:
-            bundle = self._fetch_again(bundle.ref, timings)
+            ready.bundle = self._fetch_again(ready.bundle.ref, timings)
             try:
                 child = WarmChild.start(
-                    python, bundle, self.cache / CHILDREN, self.child_threads, sdk
+                    ready.python, ready.bundle, children, self.child_threads, sdk
                 )
             except StaleBundle as exc:
                 raise ModelOpsError(
                     ErrorClass.BAD_BUNDLE,
-                    f"bundle {bundle.ref} fetched again is still not its own files: {exc}",
+                    f"bundle {ready.bundle.ref} fetched again is still not its own files: {exc}",
                 ) from None
         timings["start_s"] = time.perf_counter() - began
         return child
@@ -170,10 +243,14 @@ class TaskRunner:
         began = time.perf_counter()
         bundle = fetch_bundle(ref, self.source, self.cache)
         timings["fetch_s"] = timings.get("fetch_s", 0.0) + time.perf_counter() - began
-        ready = self._ready.get(ref)
-        if ready is not None:
-            self._ready[ref] = (bundle, ready[1])
         return bundle
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _mode(task: SimTask, ready: _Ready) -> tuple[Isolation, int]:
+    """How the task runs: its isolation, and the tasks a recycled child serves."""
+    runtime = ready.bundle.config.runtime
+    max_tasks = task.limits.max_tasks_per_process or runtime.max_tasks_per_process or 1
+    return task.limits.isolation or runtime.isolation, max_tasks
