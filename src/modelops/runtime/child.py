@@ -51,6 +51,7 @@ MAX_WAIT_S = 3600.0  # the longest single wait: a huge timeout is waited in slic
 READ_CHUNK = 1 << 20  # the most one read of a large output asks for
 SMALL_READ = 64 << 10  # what one read asks for at least
 PIPE_BYTES = 1 << 20  # asked of the kernel for the answer pipe; a smaller pipe works too
+RETIRE_AT = 0.8  # of a task's memory limit: a child past it after a task is replaced
 AHEAD_BYTES = 16 << 10  # requests written ahead of their turn, at most; under a pipe's size
 THREAD_LIMIT_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -124,6 +125,7 @@ class WarmChild:
         self._oom_kills: int | None = None
         self._memory_limit_mb: float | None = None
         self._closed = False
+        self.retiring = False  # used up: finishes what it was given, then is closed
         self._ahead_limit = min(AHEAD_BYTES, _pipe_size(requests.fileno()) // 2)
 
     @classmethod
@@ -215,11 +217,20 @@ class WarmChild:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    @property
+    def reusable(self) -> bool:
+        """Alive, and not retiring: fit to be given another task."""
+        return not self.retiring and self.alive
+
     def run(self, task: SimTask) -> SimReturn:
         """One task; every failure of the task (model error, crash, timeout, memory) comes
         back as a SimReturn. After a crash, timeout, memory kill or protocol error the child
         is dead."""
-        return next(self.run_many([task]))
+        results = self.run_many([task])
+        try:
+            return next(results)
+        finally:
+            results.close()
 
     def run_many(self, tasks: Iterable[SimTask]) -> Iterator[SimReturn]:
         """The tasks' results, in order, as `run` gives them. Requests are written ahead of
@@ -247,6 +258,9 @@ class WarmChild:
                     try:
                         self._send(request, task)
                     except ModelOpsError as exc:
+                        if ahead_bytes:  # died on an earlier task: its answer will say
+                            todo = iter(())
+                            break
                         yield SimReturn.failure(task.task_id, exc.info, logs=self.task_logs())
                         return
                     ahead.append((task, len(request), None))
@@ -267,6 +281,8 @@ class WarmChild:
         finally:
             if ahead_bytes and self.alive:
                 self._kill()  # working on, or holding answers to, tasks no one will read
+            elif self.retiring:
+                self.close()
 
     def _answer(self, task: SimTask, last: bool) -> tuple[SimReturn, bool]:
         """The answer to `task`, the oldest one sent, and whether the child lives on."""
@@ -287,6 +303,10 @@ class WarmChild:
             self.tasks_served += 1
         if last and (self._buffer or self._poll.poll(0)):
             self._kill()  # more than the answers asked for: it serves no other task
+            return self._result(task, header, blobs), False
+        limit = limits.memory_limit_mb
+        if limit is not None and self._own_rss_mb() >= RETIRE_AT * limit:
+            self.retiring = True  # a leak: a fresh child for the next task, not a kill at the limit
             return self._result(task, header, blobs), False
         return self._result(task, header, blobs), True
 
@@ -413,6 +433,13 @@ class WarmChild:
                 with contextlib.suppress(psutil.Error):
                     total += process.memory_info().rss
             return total / 2**20
+        except psutil.Error:
+            return 0.0
+
+    def _own_rss_mb(self) -> float:
+        """Resident memory of the child process alone: cheap enough to read after every task."""
+        try:
+            return psutil.Process(self.process.pid).memory_info().rss / 2**20
         except psutil.Error:
             return 0.0
 

@@ -19,12 +19,12 @@ class WarmPool:
     @contextmanager
     def acquire(self, key: Hashable, start: Callable[[], WarmChild]) -> Iterator[WarmChild]:
         """A child for `key`: an idle one if there is one, else a new one; returned after use
-        if it is still alive."""
+        if it is still fit for another task."""
         child = self._take(key) or start()
         try:
             yield child
         finally:
-            if child.alive:
+            if child.reusable:
                 self._give_back(key, child)
             else:
                 child.close()
@@ -34,7 +34,7 @@ class WarmPool:
             for token, (idle_key, child) in reversed(self._idle.items()):
                 if idle_key == key:
                     del self._idle[token]
-                    if child.alive:
+                    if child.reusable:
                         return child
                     child.close()
                     return None

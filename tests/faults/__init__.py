@@ -1,0 +1,1 @@
+"""Fault injection on real parts (issue 14): a real registry, a real multi-process cluster."""
