@@ -132,10 +132,11 @@ class SimulationRows:
 
 
 class OutputRows:
-    """Buffered rows of one output: each entry is one simulation's table (or bytes)."""
+    """Buffered rows of one output: each entry is one simulation's table, or its bytes (made
+    into one column per flush rather than one small table per simulation)."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[SimMeta, pa.Table]] = []
+        self._entries: list[tuple[SimMeta, pa.Table | bytes]] = []
         self.rows = 0
         self.size = 0
 
@@ -148,33 +149,58 @@ class OutputRows:
         self.size += size
 
     def add_bytes(self, meta: SimMeta, data: bytes) -> None:
-        column = pa.array([data], pa.large_binary())
-        self.add_table(meta, pa.table({BYTES_COLUMN: column}), len(data))
+        self._entries.append((meta, data))
+        self.rows += 1
+        self.size += len(data)
 
     def take(self, job_id: str, flush: int) -> list[pa.Table]:
         """The buffered rows with meta and parameter columns in front and the flush column
         last; usually one table, one per distinct schema when the model's tables cannot be
         concatenated."""
         entries, self._entries, self.rows, self.size = self._entries, [], 0, 0
-        entries = [(meta, table) for meta, table in entries if table.num_rows]
-        if not entries:
+        if entries and all(isinstance(value, bytes) for _, value in entries):
+            data = pa.array([value for _, value in entries], pa.large_binary())
+            metas = [meta for meta, _ in entries]
+            return [_with_meta(job_id, flush, metas, pa.table({BYTES_COLUMN: data}))]
+        tables = [(meta, _as_table(value)) for meta, value in entries]
+        tables = [(meta, table) for meta, table in tables if table.num_rows]
+        if not tables:
             return []
         try:
-            return [_with_meta(job_id, flush, entries)]
+            return [_with_tables(job_id, flush, tables)]
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             groups: dict[pa.Schema, list[tuple[SimMeta, pa.Table]]] = {}
-            for meta, table in entries:
+            for meta, table in tables:
                 groups.setdefault(table.schema, []).append((meta, table))
-            return [_with_meta(job_id, flush, group) for group in groups.values()]
+            return [_with_tables(job_id, flush, group) for group in groups.values()]
 
 
-def _with_meta(job_id: str, flush: int, entries: Sequence[tuple[SimMeta, pa.Table]]) -> pa.Table:
+def _as_table(value: pa.Table | bytes) -> pa.Table:
+    if isinstance(value, bytes):
+        return pa.table({BYTES_COLUMN: pa.array([value], pa.large_binary())})
+    return value
+
+
+def _with_tables(job_id: str, flush: int, entries: Sequence[tuple[SimMeta, pa.Table]]) -> pa.Table:
     model = pa.concat_tables(
         [table.replace_schema_metadata(None) for _, table in entries],
         promote_options="permissive",
     )
-    metas = [meta for meta, _ in entries]
     owner = np.repeat(np.arange(len(entries)), [table.num_rows for _, table in entries])
+    return _with_meta(job_id, flush, [meta for meta, _ in entries], model, owner)
+
+
+def _with_meta(
+    job_id: str,
+    flush: int,
+    metas: Sequence[SimMeta],
+    model: pa.Table,
+    owner: np.ndarray | None = None,
+) -> pa.Table:
+    """`model`'s rows behind the meta and parameter columns of their simulations: row i
+    belongs to `metas[owner[i]]` (to `metas[i]` without `owner`)."""
+    if owner is None:
+        owner = np.arange(len(metas))
     rows = len(owner)
 
     names: list[str] = []
