@@ -9,12 +9,13 @@ a `Calibration` holds a calibration job's best trial, its trials and its report.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -25,14 +26,6 @@ from modelops.bundle.lock import LockMode
 from modelops.bundle.registry import Credentials, PushReport, RegistryClient, RegistryHost
 from modelops.bundle.registry.credentials import store_credentials
 from modelops.bundle.store_in_use import Registry, parse_reference, store_for_call
-from modelops.calibration import results as calibration_results
-from modelops.calibration.load import load_calibration as load_calibration_file
-from modelops.calibration.results import BestTrial as BestTrial
-from modelops.calibration.results import CalibrationSummary as CalibrationSummary
-from modelops.calibration.run import CalibrationCallback, resume_calibration, run_calibration
-from modelops.calibration.run import CalibrationProgress as CalibrationProgress
-from modelops.calibration.search import TrialRecord as TrialRecord
-from modelops.calibration.spec import CalibrationSpec as CalibrationSpec
 from modelops.cluster import cluster_kind, open_cluster, run_tasks
 from modelops.contracts import (
     BundleRef,
@@ -65,6 +58,29 @@ from modelops.study import sample_study as study_from_words
 from modelops.templates import LockWarning as LockWarning
 from modelops.templates import ProjectError as ProjectError
 from modelops.templates import create_project
+
+if TYPE_CHECKING:
+    from modelops.calibration.results import BestTrial, CalibrationSummary
+    from modelops.calibration.run import CalibrationCallback, CalibrationProgress
+    from modelops.calibration.search import TrialRecord
+    from modelops.calibration.spec import CalibrationSpec
+
+# The calibration's names, loaded on first use: it brings scipy and optuna, which a study,
+# a simulation or `mops sim` never needs (half a second of every command's start).
+_CALIBRATION_NAMES = {
+    "BestTrial": "modelops.calibration.results",
+    "CalibrationSummary": "modelops.calibration.results",
+    "CalibrationProgress": "modelops.calibration.run",
+    "TrialRecord": "modelops.calibration.search",
+    "CalibrationSpec": "modelops.calibration.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CALIBRATION_NAMES:
+        return getattr(importlib.import_module(_CALIBRATION_NAMES[name]), name)
+    raise AttributeError(f"module 'modelops.api' has no attribute {name!r}")
+
 
 __all__ = list(API_NAMES)  # one list, in modelops/__init__.py, that `import modelops` serves
 # Beside them, `modelops.api` holds the types they take and give (BundleCheck, FailureSummary,
@@ -427,6 +443,8 @@ class Calibration:
 
     def summary(self) -> CalibrationSummary:
         """State, trials told, and the best trial with each target's score."""
+        from modelops.calibration import results as calibration_results
+
         return calibration_results.calibration_summary(self.record, Settings.from_env())
 
     @property
@@ -436,10 +454,13 @@ class Calibration:
 
     def trials(self) -> list[TrialRecord]:
         """Every trial asked so far, in order: parameters, state, score, failure reason."""
+        from modelops.calibration import results as calibration_results
+
         return calibration_results.calibration_trials(self.record, Settings.from_env())
 
     def report(self, out: str | Path = "report.html") -> Path:
         """Write the report: one self-contained HTML file (no network needed to open it)."""
+        from modelops.calibration import results as calibration_results
         from modelops.calibration.report import write_report  # loads bokeh: only here
 
         data = calibration_results.report_data(self.record, Settings.from_env())
@@ -454,6 +475,8 @@ class Calibration:
     ) -> Calibration:
         """Continue a stopped calibration: trials told stand, trials in flight when it
         stopped are asked again, and simulations already stored are not run again."""
+        from modelops.calibration.run import resume_calibration
+
         with _calibration_bar(progress) as on_progress:
             record = resume_calibration(
                 self.id,
@@ -478,6 +501,8 @@ class Calibration:
 def load_calibration(path: str | Path) -> CalibrationSpec:
     """A calibration file, read and checked, its observed data loaded: a mistake is one line
     naming the file, line and key."""
+    from modelops.calibration.load import load_calibration as load_calibration_file
+
     return load_calibration_file(Path(path))
 
 
@@ -493,6 +518,9 @@ def calibrate(
     searched and scored on the cluster, every simulation in the result store. `progress`
     shows trials done, the best loss, the rate and time left; False shows nothing, and a
     function gets a `CalibrationProgress` after every trial."""
+    from modelops.calibration.run import run_calibration
+    from modelops.calibration.spec import CalibrationSpec
+
     spec = (
         calibration if isinstance(calibration, CalibrationSpec) else load_calibration(calibration)
     )

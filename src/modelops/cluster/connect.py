@@ -61,7 +61,11 @@ def open_cluster(
                 LocalCluster(
                     n_workers=n_workers or os.cpu_count() or 1,
                     threads_per_worker=threads_per_worker,
-                    processes=True,
+                    # Thread workers in this process (decision 69): the warm child is the
+                    # isolation boundary, not the worker; no Dask memory limit, since the
+                    # process is the client's and children have ModelOps' own limits.
+                    processes=False,
+                    memory_limit=0,
                     dashboard_address=None,
                     # The scheduler's dashboard on a free loopback port, so two embedded
                     # clusters never fight over 8787.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -61,7 +60,8 @@ def _read_table(data: bytes, table_format: TableFormat) -> pa.Table:
         return pa.ipc.open_file(pa.BufferReader(data)).read_all()
     if table_format is TableFormat.ARROW_STREAM:
         return pa.ipc.open_stream(pa.BufferReader(data)).read_all()
-    return pq.read_table(io.BytesIO(data))
+    # ParquetFile, not read_table: the dataset machinery behind read_table costs ~1 ms a call
+    return pq.ParquetFile(pa.BufferReader(data)).read()
 
 
 def _guess_format(data: bytes) -> TableFormat | None:
@@ -84,7 +84,7 @@ def _recognise_table(data: bytes) -> tuple[TableFormat, int] | None:
 
     try:
         if table_format is TableFormat.PARQUET:
-            return table_format, pq.read_metadata(io.BytesIO(data)).num_rows
+            return table_format, pq.read_metadata(pa.BufferReader(data)).num_rows
         return table_format, _read_table(data, table_format).num_rows
     except (pa.ArrowException, OSError, ValueError):
         return None
