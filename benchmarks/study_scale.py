@@ -10,6 +10,7 @@ simulation.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -89,58 +90,80 @@ def store_cost(root: Path, sims: int) -> float:
     return (time.perf_counter() - started) / sims
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sims", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--skip-bare", action="store_true", help="skip the client.map baseline")
-    args = parser.parse_args()
-
+def measure(sims: int, workers: int, bare: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["MODELOPS_PROJECT_DIR"] = str(root)
         os.environ.setdefault("MODELOPS_HOME", str(root / "home"))
         (root / "model").mkdir()
         (root / "model" / "wire.py").write_text(textwrap.dedent(MODEL))
-        (root / "study.toml").write_text(STUDY.format(sims=args.sims))
+        (root / "study.toml").write_text(STUDY.format(sims=sims))
 
         from modelops.jobs import run_study
         from modelops.study import load_study
 
         spec = load_study(root / "study.toml")
         run_study(
-            load_study(root / "study.toml").model_copy(update={"replicates": 50, "seed": 1}),
-            n_workers=args.workers,
+            spec.model_copy(update={"replicates": 50, "seed": 1}), n_workers=workers
         )  # warm the bundle's environment and the cache
         started = time.perf_counter()
-        job = run_study(spec, n_workers=args.workers)
+        job = run_study(spec, n_workers=workers)
         ours = time.perf_counter() - started
+        assert job.counts.succeeded == sims, job
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.perf_counter()
-        again = run_study(spec, n_workers=args.workers)
+        again = run_study(spec, n_workers=workers)
         rerun = time.perf_counter() - started
-        bare = None if args.skip_bare else bare_dask(args.sims, args.workers)
-        per_sim_store = store_cost(root, min(args.sims, 50_000))
+        assert again.counts.cached == sims, again
+        figures = {
+            "ideal_s": sims * 0.001 / workers,
+            "ours_s": ours,
+            "per_sim_us": ours / sims * 1e6,
+            "rerun_s": rerun,
+            "rss_mb": rss_mb,
+            "store_us": store_cost(root, min(sims, 50_000)) * 1e6,
+        }
+        if bare:
+            figures["bare_s"] = bare_dask(sims, workers)
+    figures["of_ideal"] = figures["ideal_s"] / ours
+    figures["rerun_of_first"] = rerun / ours
+    if bare:
+        figures["bare_over_ours"] = figures["bare_s"] / ours
+    return figures
 
-    ideal = args.sims * 0.001 / args.workers
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sims", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-bare", action="store_true", help="skip the client.map baseline")
+    parser.add_argument("--json", action="store_true", help="one JSON object of the figures")
+    args = parser.parse_args()
+    figures = measure(args.sims, args.workers, bare=not args.skip_bare)
+    if args.json:
+        print(json.dumps(figures))
+        return
     print(
         f"{args.sims} simulations of a 1 ms model, {args.workers} workers, "
         f"python {sys.version.split()[0]}"
     )
+    print(f"ideal (CPU time / workers)          {figures['ideal_s']:8.2f} s")
     print(
-        f"  job {job.job_id}: {job.state.value}, {job.counts.succeeded} succeeded; "
-        f"re-run {again.counts.cached} cached"
+        f"modelops run (incl. cluster start)  {figures['ours_s']:8.2f} s   "
+        f"{figures['of_ideal']:6.1%} of ideal"
     )
-    print(f"ideal (CPU time / workers)          {ideal:8.2f} s")
-    print(f"modelops run (incl. cluster start)  {ours:8.2f} s   {ideal / ours:6.1%} of ideal")
-    if bare is not None:
+    if "bare_s" in figures:
         print(
-            f"bare dask client.map                {bare:8.2f} s   {ideal / bare:6.1%} of ideal"
-            f"   (modelops / bare: {ours / bare:.2f}x)"
+            f"bare dask client.map                {figures['bare_s']:8.2f} s   "
+            f"{figures['ideal_s'] / figures['bare_s']:6.1%} of ideal   "
+            f"(modelops is {figures['bare_over_ours']:.2f}x faster)"
         )
-    print(f"re-run, everything cached           {rerun:8.2f} s   {rerun / ours:6.1%} of the first")
-    print(f"client peak RSS                     {rss_mb:8.0f} MB")
-    print(f"store cost per simulation           {per_sim_store * 1e6:8.1f} us")
+    print(
+        f"re-run, everything cached           {figures['rerun_s']:8.2f} s   "
+        f"{figures['rerun_of_first']:6.1%} of the first"
+    )
+    print(f"client peak RSS                     {figures['rss_mb']:8.0f} MB")
+    print(f"store cost per simulation           {figures['store_us']:8.1f} us")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import sys
 import tempfile
@@ -40,11 +41,7 @@ def per_task_us(run, tasks: list) -> float:
     return (time.perf_counter() - started) / len(tasks) * 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=2000)
-    args = parser.parse_args()
-
+def measure(count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         project = root / "trivial"
@@ -58,7 +55,7 @@ def main() -> None:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
 
-        tasks = [SimTask(ref, "", {"x": i}, seed=i) for i in range(args.tasks)]
+        tasks = [SimTask(ref, "", {"x": i}, seed=i) for i in range(count)]
         for task in tasks:
             assert task.task_id  # computed now, as a study's planning does
 
@@ -82,11 +79,29 @@ def main() -> None:
         finally:
             runner.close()
 
+    return {
+        "in_process_us": baseline,
+        "single_us": single,
+        "batched_us": warm,
+        "dispatch_us": warm - baseline,
+        "single_dispatch_us": single - baseline,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--json", action="store_true", help="one JSON object of the figures")
+    args = parser.parse_args()
+    figures = measure(args.tasks)
+    if args.json:
+        print(json.dumps(figures))
+        return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.tasks} tasks")
-    print(f"in-process wire call                 {baseline:8.1f} us/task")
-    print(f"warm child, one task at a time (run) {single:8.1f} us/task")
-    print(f"warm child, batches of {BATCH} (run_many) {warm:8.1f} us/task")
-    print(f"dispatch overhead, batched           {warm - baseline:8.1f} us/task")
+    print(f"in-process wire call                 {figures['in_process_us']:8.1f} us/task")
+    print(f"warm child, one task at a time (run) {figures['single_us']:8.1f} us/task")
+    print(f"warm child, batches of {BATCH} (run_many) {figures['batched_us']:8.1f} us/task")
+    print(f"dispatch overhead, batched           {figures['dispatch_us']:8.1f} us/task")
 
 
 if __name__ == "__main__":
