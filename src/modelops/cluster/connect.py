@@ -21,6 +21,7 @@ from modelops.settings import CLUSTER_KINDS, Settings
 # Worker processes take seconds to start on a busy 2-core machine; the earlier system's
 # 5 s death timeout made its fixtures hang. Be generous.
 CONNECT_TIMEOUT_S = 120
+LOOPBACK_LINK = "{scheme}://127.0.0.1:{port}/status"
 
 
 @contextmanager
@@ -57,6 +58,9 @@ def open_cluster(
             cluster = stack.enter_context(kubernetes_cluster(settings, n_workers or 1))
             client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
         else:
+            # in-process workers talk `inproc://`, whose address names the machine's IP:
+            # the link must name the loopback address the dashboard listens on
+            stack.enter_context(dask.config.set({"distributed.dashboard.link": LOOPBACK_LINK}))
             cluster = stack.enter_context(
                 LocalCluster(
                     n_workers=n_workers or os.cpu_count() or 1,
