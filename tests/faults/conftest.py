@@ -10,6 +10,7 @@ registry by `own_registry` (tests/conftest.py), the cluster by `external_cluster
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -26,12 +27,12 @@ from typing import Any, TypeVar
 import polars as pl
 import pytest
 from distributed import Client
-from tests.cluster.external import START_TIMEOUT_S, ExternalCluster, external_cluster
-from tests.registry_servers import RunningRegistry
 
 import modelops
 from modelops.settings import Settings
 from modelops.store import JobRecord, JobRecords
+from tests.cluster.external import START_TIMEOUT_S, ExternalCluster, external_cluster
+from tests.registry_servers import RunningRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -142,9 +143,7 @@ def busy_workers(client: Client) -> dict[str, int]:
         return os.getpid(), dask_worker.state.executing_count
 
     return {
-        address: pid
-        for address, (pid, executing) in client.run(state).items()
-        if executing > 0
+        address: pid for address, (pid, executing) in client.run(state).items() if executing > 0
     }
 
 
@@ -185,11 +184,23 @@ def manifest_gets(registry: RunningRegistry, repository: str, digest: str) -> in
     return sum(1 for text in registry.log_path.read_text().splitlines() if line.search(text))
 
 
+def stored_manifest(registry: RunningRegistry, digest: str) -> dict[str, Any]:
+    """A manifest as the registry stores it on disk (read without a request to it)."""
+    hex_digest = digest.removeprefix("sha256:")
+    blob = registry.storage / "docker/registry/v2/blobs/sha256" / hex_digest[:2] / hex_digest
+    return json.loads((blob / "data").read_bytes())
+
+
+def layer_digests(registry: RunningRegistry, digest: str) -> list[str]:
+    """The digests of the layers of the bundle whose manifest has `digest`."""
+    return [layer["digest"] for layer in stored_manifest(registry, digest)["layers"]]
+
+
 class Background:
     """A call run in a thread of this process (a client, as a notebook's would be); its
     result, or its exception, is handed over by `result`."""
 
-    def __init__(self, call: Callable[[], T]) -> None:
+    def __init__(self, call: Callable[[], Any]) -> None:
         self._value: Any = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)

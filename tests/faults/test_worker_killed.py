@@ -8,30 +8,39 @@ import signal
 from pathlib import Path
 
 import psutil
-import pytest
 from distributed import Client
-from tests.faults.conftest import (
-    Background,
-    Cluster,
-    attempts,
-    busy_workers,
-    wait_for,
-    worker_pids,
-    write_study,
-)
 
 from modelops.contracts import BundleRef
 from modelops.jobs import run_study
 from modelops.store import JobRecord, JobState
 from modelops.study import load_study
+from tests.cluster.external import START_TIMEOUT_S
+from tests.faults.conftest import (
+    Background,
+    Cluster,
+    attempts,
+    blob_gets,
+    busy_workers,
+    layer_digests,
+    wait_for,
+    worker_pids,
+    write_study,
+)
+from tests.registry_servers import RunningRegistry
 
-SIMS = 160
-SLEEP_S = 0.08  # ~7 s of simulations on two workers: the kill lands mid-study
+SIMS = 240
+SLEEP_S = 0.08  # ~10 s of simulations on two workers; results are first stored after 5 s
 
 
-@pytest.mark.slow
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_a_worker_killed_mid_study_loses_no_simulation_and_stores_each_once(
-    project: Path, cluster: Cluster, probe: Client
+    own_registry: RunningRegistry, project: Path, cluster: Cluster, probe: Client
 ) -> None:
     study = write_study(project, SIMS, SLEEP_S)
     before = worker_pids(probe)
@@ -46,17 +55,22 @@ def test_a_worker_killed_mid_study_loses_no_simulation_and_stores_each_once(
     busy = wait_for(lambda: busy_workers(probe), "a worker running a task")
     address, pid = next(iter(busy.items()))
     assert run.alive() and stored_then < SIMS  # the study is in flight
+    children = psutil.Process(pid).children(recursive=True)  # its warm child
     os.kill(pid, signal.SIGKILL)
 
     job = run.result()
 
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not alive(pid)
+    wait_for(lambda: not any(alive(child.pid) for child in children), "its children to exit", 30)
+    probe.wait_for_workers(2, timeout=START_TIMEOUT_S)  # its nanny started a new one
     after = worker_pids(probe)
-    assert address not in after  # the scheduler saw that worker die (its nanny started anew)
+    assert address not in after  # the scheduler saw that worker die
     assert len(after) == 2 and set(after.values()) != set(before.values())
     assert job.state is JobState.SUCCEEDED, job
     assert (job.counts.succeeded, job.counts.failed) == (SIMS, 0)
-    assert BundleRef.parse(job.bundle).repository == "model"
+    ref = BundleRef.parse(job.bundle)
+    layers = layer_digests(own_registry, ref.digest)  # fetched from the registry, once
+    assert layers and all(blob_gets(own_registry, ref.repository, d) == 1 for d in layers)
     rows = attempts(job_id)
     assert rows.height == SIMS  # one stored attempt per simulation: nothing doubled
     assert rows["sim_id"].n_unique() == SIMS  # and none lost
