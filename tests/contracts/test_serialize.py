@@ -35,6 +35,7 @@ from modelops.contracts import (
     SimTask,
 )
 from modelops.contracts.artifacts import TableFormat
+from modelops.contracts.ids import canonical_json, sha256_hex
 from modelops.contracts.serialize import decode_return, decode_task, encode_return, encode_task
 from modelops.runtime import child_runner
 
@@ -433,3 +434,29 @@ def test_frame_truncated_inside_its_header_is_refused_as_bad_input(end: int) -> 
     with pytest.raises(ModelOpsError) as excinfo:
         decode_return(golden("sim_return.bin")[:end])
     assert excinfo.value.info.error_class is ErrorClass.BAD_INPUT
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**32, 2**64 - 1])
+def test_a_replicate_made_with_another_seed_is_the_task_made_from_scratch(seed: int) -> None:
+    """`with_seed` (a study's replicates) shares the id's prefix: the id must still be the
+    hash of the whole provenance key, as the golden id pins it."""
+    first = known_task()
+    params = {"beta": 1.0, "name": "München", "nested": {"b": [1, 2.5], "a": None}}
+    other = SimTask(BUNDLE, "sir", params, seed=7, outputs=("b", "a"))
+    for template in (first, other):
+        replicate = template.with_seed(seed)
+        scratch = SimTask(
+            template.bundle,
+            template.entrypoint,
+            template.params,
+            seed,
+            template.config,
+            template.outputs,
+            template.limits,
+        )
+        assert replicate == scratch
+        assert replicate.task_id == scratch.task_id
+        assert replicate.task_id == sha256_hex(canonical_json(scratch.provenance()))[:32]
+    assert known_task().with_seed(known_task().seed).task_id == KNOWN_TASK_ID
+    with pytest.raises(ModelOpsError):
+        first.with_seed(-1)

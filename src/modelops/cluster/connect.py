@@ -21,7 +21,15 @@ from modelops.settings import CLUSTER_KINDS, Settings
 # Worker processes take seconds to start on a busy 2-core machine; the earlier system's
 # 5 s death timeout made its fixtures hang. Be generous.
 CONNECT_TIMEOUT_S = 120
-LOOPBACK_LINK = "{scheme}://127.0.0.1:{port}/status"
+EMBEDDED_CONFIG = {
+    # in-process workers talk `inproc://`, whose address names the machine's IP: the link
+    # must name the loopback address the dashboard listens on
+    "distributed.dashboard.link": "{scheme}://127.0.0.1:{port}/status",
+    # each worker keeps its last N stimuli for debugging, a compute-task one with its whole
+    # batch of SimTasks: 1,000 of them held a 200,000-simulation study's tasks in the
+    # client's process (decision 69)
+    "distributed.admin.low-level-log-length": 50,
+}
 
 
 @contextmanager
@@ -58,9 +66,7 @@ def open_cluster(
             cluster = stack.enter_context(kubernetes_cluster(settings, n_workers or 1))
             client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
         else:
-            # in-process workers talk `inproc://`, whose address names the machine's IP:
-            # the link must name the loopback address the dashboard listens on
-            stack.enter_context(dask.config.set({"distributed.dashboard.link": LOOPBACK_LINK}))
+            stack.enter_context(dask.config.set(EMBEDDED_CONFIG))
             cluster = stack.enter_context(
                 LocalCluster(
                     n_workers=n_workers or os.cpu_count() or 1,

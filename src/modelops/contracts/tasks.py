@@ -138,9 +138,30 @@ class SimTask:
         Computed once: a study asks for it several times per simulation."""
         cached = self.__dict__.get("_task_id")
         if cached is None:
-            cached = sha256_hex(canonical_json(self.provenance()))[:32]
+            cached = sha256_hex(self._id_prefix() + b"%d}" % self.seed)[:32]
             object.__setattr__(self, "_task_id", cached)
         return cached
+
+    def with_seed(self, seed: int) -> SimTask:
+        """The same simulation with another seed: a study's replicates of one parameter set.
+        Made without checking the params again, and sharing the part of the id they make."""
+        check_seed(seed)
+        self._id_prefix()  # made once here, copied with the rest
+        task = object.__new__(SimTask)  # a copy without __post_init__: nothing to check again
+        task.__dict__.update(self.__dict__, seed=seed)
+        task.__dict__.pop("_task_id", None)
+        return task
+
+    def _id_prefix(self) -> bytes:
+        """The canonical JSON of the provenance key up to its seed, which sorts last: the
+        key's JSON is this, the seed, and `}`."""
+        prefix = self.__dict__.get("_prefix")
+        if prefix is None:
+            key = self.provenance()
+            del key["seed"]
+            prefix = canonical_json(key)[:-1] + b',"seed":'
+            object.__setattr__(self, "_prefix", prefix)
+        return prefix
 
 
 @dataclass(frozen=True)
