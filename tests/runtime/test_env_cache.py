@@ -13,7 +13,7 @@ from pathlib import Path
 from modelops.bundle import LayoutStore, fetch_bundle
 from modelops.contracts import BundleRef
 from modelops.runtime.env import ENV_RECORD, ensure_env, env_digest
-from modelops.runtime.eviction import LAST_USED, evict_lru
+from modelops.runtime.eviction import LAST_USED, _size, evict_lru
 
 ENSURE = """
 import json, sys
@@ -104,3 +104,19 @@ def test_cache_evicts_least_recently_used_first_and_never_recent_entries(tmp_pat
     assert recent_env.exists() and in_use.exists()
     assert evict_lru(cache, max_bytes=1) == [recent_env]  # in_use is too recent to go
     assert in_use.exists()
+
+
+def test_an_entrys_size_is_counted_once_and_forgotten_with_it(tmp_path: Path) -> None:
+    """Entries do not change once in place: eviction counts each one's files once."""
+    cache = tmp_path / "cache"
+    old = fake_entry(cache, "envs", "a" * 64, 400_000, age_s=7200)
+    recent = fake_entry(cache, "bundles", "b" * 64, 400_000, age_s=5)
+    assert evict_lru(cache, max_bytes=10 << 20) == []
+    kept = {path.name: int(path.read_text()) for path in cache.glob("*/.sizes/*")}
+    assert kept == {"a" * 64: _size(old), "b" * 64: _size(recent)}
+    assert kept["a" * 64] >= 400_000
+
+    (recent / "payload").unlink()  # were it counted again, the cache would fit
+    assert evict_lru(cache, max_bytes=600_000, keep_recent_s=60) == [old]
+    assert not (cache / "envs" / ".sizes" / old.name).exists()
+    assert (cache / "bundles" / ".sizes" / recent.name).exists()

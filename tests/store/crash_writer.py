@@ -31,6 +31,7 @@ def write(root: str, db: str, job_id: str, sims: list[int], attempt: int) -> Non
     writer = store.writer(
         job_id,
         flush_rows=FLUSH_ROWS,
+        output_rows=FLUSH_ROWS,
         flush_seconds=3600,
         on_flush=lambda ids: records.record_results(job_id, ids),
     )

@@ -126,7 +126,7 @@ def test_simulations_record_succeeded_failed_and_cached_results(results_root: Pa
 
 def test_flush_by_rows_writes_one_zstd_row_group_per_part(results_root: Path) -> None:
     store = ResultStore(results_root)
-    writer = store.writer("job-d", flush_rows=3, flush_seconds=3600)
+    writer = store.writer("job-d", flush_rows=3, output_rows=3, flush_seconds=3600)
     folder = results_root / "jobs" / "job-d" / "outputs" / "incidence"
     for i in range(4):
         m = meta(i)
@@ -136,7 +136,7 @@ def test_flush_by_rows_writes_one_zstd_row_group_per_part(results_root: Path) ->
     assert len(part_files(sims_folder)) == 4
     writer.close()
 
-    small = store.writer("job-e", flush_rows=5, flush_seconds=3600)
+    small = store.writer("job-e", flush_rows=5, output_rows=5, flush_seconds=3600)
     for i in range(12):
         m = meta(i)
         small.add(m, succeeded(m, one=table_artifact({"x": [i]})))
@@ -436,3 +436,19 @@ def test_a_result_a_worker_served_from_its_cache_keeps_its_outputs_here(
     assert results.simulations().collect()["status"].to_list() == ["cached"]
     assert results.cached_from() == {}
     assert results["incidence"].collect()["infected"].to_list() == [0, 1, 2]
+
+
+def test_a_models_many_rows_per_simulation_flush_by_output_rows(results_root: Path) -> None:
+    """10 simulations of 3 rows: the simulations buffer (flush_rows) is far from full, the
+    output's rows (output_rows) decide."""
+    store = ResultStore(results_root)
+    with store.writer("job-o", flush_rows=100, output_rows=6, flush_seconds=3600) as writer:
+        for i in range(10):
+            m = meta(i)
+            writer.add(m, succeeded(m, incidence=incidence(i)))
+    folder = results_root / "jobs" / "job-o" / "outputs" / "incidence"
+    assert len(part_files(folder)) == 5  # after 2, 4, 6, 8 and 10 simulations
+    assert len(part_files(results_root / "jobs" / "job-o" / "simulations")) == 5
+    assert store.open("job-o")["incidence"].collect().height == 30
+    with pytest.raises(ModelOpsError):
+        store.writer("job-p", output_rows=0)

@@ -19,6 +19,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ KEEP_RECENT_S = 600.0
 LEGACY_LOGS = "logs"  # per-child log folders of earlier versions, which never removed them
 LEGACY_LOGS_KEEP_S = 86400.0
 _TOUCH_EVERY_S = 60.0
+SIZES = ".sizes"  # in cache/bundles and cache/envs: each entry's bytes, counted once
 
 
 def touch(entry: Path) -> None:
@@ -63,10 +65,29 @@ def _size(entry: Path) -> int:
     return total
 
 
+def _entry_size(entry: Path) -> int:
+    """An entry's bytes on disk, counted once and kept beside it (`.sizes/<name>`): a
+    bundle or environment does not change once in place, and counting a large venv's files
+    took a quarter of a second of every new bundle's first task."""
+    kept = entry.parent / SIZES / entry.name
+    try:
+        return int(kept.read_text())
+    except (OSError, ValueError):
+        pass
+    size = _size(entry)
+    with contextlib.suppress(OSError):  # a read-only cache counts again next time
+        kept.parent.mkdir(exist_ok=True)
+        temporary = kept.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{entry.name}")
+        temporary.write_text(str(size))
+        os.replace(temporary, kept)
+    return size
+
+
 def discard(entry: Path) -> None:
     """Remove a bundle or environment folder at once for everyone (renamed, then deleted),
     under its digest's lock, so no fetch or build of it is under way meanwhile."""
     with FileLock(entry.parent / f"{entry.name}.lock"):
+        (entry.parent / SIZES / entry.name).unlink(missing_ok=True)
         if not entry.is_dir():
             return
         doomed = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".evicting-{entry.name[:12]}-"))
@@ -87,7 +108,7 @@ def evict_lru(cache: Path, max_bytes: int, keep_recent_s: float = KEEP_RECENT_S)
         for entry in (cache / kind).iterdir()
         if entry.is_dir() and not entry.name.startswith(".")
     ]
-    sizes = {entry: _size(entry) for entry in entries}
+    sizes = {entry: _entry_size(entry) for entry in entries}
     children = cache / CHILDREN
     live = sum(_size(folder) for folder in children.iterdir()) if children.is_dir() else 0
     total = sum(sizes.values()) + live

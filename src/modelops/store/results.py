@@ -83,6 +83,7 @@ class ResultStore:
         flush_seconds: float = 5.0,
         *,
         flush_bytes: int = 64 * 2**20,
+        output_rows: int = 100_000,
         on_flush: OnFlush | None = None,
     ) -> JobWriter:
         """A writer appending to the job's results (after any parts already there)."""
@@ -92,6 +93,7 @@ class ResultStore:
             flush_rows=flush_rows,
             flush_seconds=flush_seconds,
             flush_bytes=flush_bytes,
+            output_rows=output_rows,
             on_flush=on_flush,
         )
 

@@ -1,9 +1,11 @@
 """Streaming one job's results into Parquet parts with bounded memory.
 
 Results arrive one at a time; rows are buffered per output and written as one new part per
-output per flush. A flush happens when any buffer holds `flush_rows` rows, when buffered
-payloads reach `flush_bytes`, or when `flush_seconds` have passed since the last one, so
-neither a large study nor a slow one keeps more than one buffer's worth in memory.
+output per flush. A flush happens when `flush_rows` simulations are buffered, when an
+output's buffer holds `output_rows` rows (a model's table has many rows per simulation: one
+part per few dozen simulations made most of the client's work), when buffered outputs take
+`flush_bytes` in memory, or when `flush_seconds` have passed since the last one, so neither
+a large study nor a slow one keeps more than one buffer's worth in memory.
 
 A flush is committed by its `simulations` part, written after every output part of the
 flush; only then is the caller told (`on_flush`) which results it stored. Every row of a
@@ -77,12 +79,14 @@ class JobWriter:
         flush_rows: int = 2000,
         flush_seconds: float = 5.0,
         flush_bytes: int = 64 * 2**20,
+        output_rows: int = 100_000,
         on_flush: OnFlush | None = None,
     ) -> None:
-        if flush_rows < 1 or flush_seconds < 0 or flush_bytes < 1:
+        if flush_rows < 1 or flush_seconds < 0 or flush_bytes < 1 or output_rows < 1:
             raise ModelOpsError(
                 ErrorClass.BAD_INPUT,
-                "flush_rows and flush_bytes must be positive and flush_seconds not negative",
+                "flush_rows, output_rows and flush_bytes must be positive and flush_seconds "
+                "not negative",
             )
         self._location = location
         self._job_id = job_id
@@ -90,6 +94,7 @@ class JobWriter:
         self._flush_rows = flush_rows
         self._flush_seconds = flush_seconds
         self._flush_bytes = flush_bytes
+        self._output_rows = output_rows
         self._on_flush = on_flush
         self._outputs: dict[str, OutputRows] = {}
         self._simulations = SimulationRows(job_id)
@@ -123,11 +128,13 @@ class JobWriter:
                 if rows is None:
                     rows = self._outputs[name] = OutputRows()
                 if artifact.kind is ArtifactKind.TABLE:
-                    rows.add_table(meta, artifact.table(), artifact.size)
+                    table = artifact.table()
+                    rows.add_table(meta, table, artifact.size)
+                    self._buffered_bytes += max(table.nbytes, artifact.size)  # as decoded
                 else:
                     rows.add_bytes(meta, artifact.data)
-                self._buffered_bytes += artifact.size
-                self._full = self._full or rows.rows >= self._flush_rows
+                    self._buffered_bytes += artifact.size
+                self._full = self._full or rows.rows >= self._output_rows
             self._stored.append(meta.task_id)
         self._simulations.append(meta, result, cached_from)
         if self._due():
