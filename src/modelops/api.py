@@ -35,22 +35,9 @@ from modelops.contracts import (
     SimReturn,
     SimTask,
 )
-from modelops.jobs import Progress as JobProgress
-from modelops.jobs import cancel_job, resume_job, run_study
-from modelops.jobs.run import ProgressCallback
 from modelops.runtime.describe import BundleCheck
 from modelops.runtime.describe import check_bundle as runtime_check_bundle
 from modelops.settings import Settings
-from modelops.store import (
-    JobCounts,
-    JobRecord,
-    JobRecords,
-    JobResults,
-    ResultStore,
-    open_job_results,
-)
-from modelops.store.failures import FailedSimulation as FailedSimulation
-from modelops.store.failures import FailureSummary
 from modelops.study import StudySpec, study_toml
 from modelops.study import StudyWarning as StudyWarning
 from modelops.study import load_study as load_study_file
@@ -64,9 +51,23 @@ if TYPE_CHECKING:
     from modelops.calibration.run import CalibrationCallback, CalibrationProgress
     from modelops.calibration.search import TrialRecord
     from modelops.calibration.spec import CalibrationSpec
+    from modelops.jobs import Progress as JobProgress
+    from modelops.jobs.run import ProgressCallback
+    from modelops.store import JobCounts, JobRecord, JobResults
+    from modelops.store.failures import FailureSummary
 
-# The calibration's names, loaded on first use: it brings scipy and optuna, which a study,
-# a simulation or `mops sim` never needs (half a second of every command's start).
+# Names loaded on first use: the calibration brings scipy and optuna, which a study, a
+# simulation or `mops sim` never needs (half a second of every command's start); jobs and
+# the result store bring polars, which one simulation does not need (a fifth of a second).
+_LAZY_NAMES = {
+    "JobProgress": ("modelops.jobs", "Progress"),
+    "ProgressCallback": ("modelops.jobs.run", "ProgressCallback"),
+    "JobCounts": ("modelops.store", "JobCounts"),
+    "JobRecord": ("modelops.store", "JobRecord"),
+    "JobResults": ("modelops.store", "JobResults"),
+    "FailedSimulation": ("modelops.store.failures", "FailedSimulation"),
+    "FailureSummary": ("modelops.store.failures", "FailureSummary"),
+}
 _CALIBRATION_NAMES = {
     "BestTrial": "modelops.calibration.results",
     "CalibrationSummary": "modelops.calibration.results",
@@ -79,6 +80,9 @@ _CALIBRATION_NAMES = {
 def __getattr__(name: str) -> Any:
     if name in _CALIBRATION_NAMES:
         return getattr(importlib.import_module(_CALIBRATION_NAMES[name]), name)
+    if name in _LAZY_NAMES:
+        module, attribute = _LAZY_NAMES[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'modelops.api' has no attribute {name!r}")
 
 
@@ -266,6 +270,8 @@ class Job:
     @property
     def results_url(self) -> str:
         """Where the job's Parquet parts are: a folder or an fsspec URL."""
+        from modelops.store import ResultStore
+
         return ResultStore(self.record.results).job_url(self.id)
 
     @property
@@ -348,6 +354,8 @@ def run(
     too); False shows nothing, and a function gets a `JobProgress` after every result.
     `cluster` is `embedded`, `scheduler`, `slurm` or `kubernetes` (default: the settings;
     docs/configuration.md)."""
+    from modelops.jobs import run_study
+
     spec = study if isinstance(study, StudySpec) else load_study(study)
     with _progress_bar(progress, spec.n_simulations) as on_progress:
         record = run_study(
@@ -374,6 +382,8 @@ def resume(
     if record.kind == "calibration":  # a study's progress callback cannot follow trials
         shown = progress if isinstance(progress, bool) else False
         return Job(calibration_job(job_id).resume(scheduler, workers, shown, cluster).record)
+    from modelops.jobs import resume_job
+
     total = record.counts.total
     with _progress_bar(progress, total) as on_progress:
         record = resume_job(
@@ -390,22 +400,30 @@ def init_project(name: str, template: str = "sir", directory: str | Path = ".") 
 
 def cancel(job_id: str) -> Job:
     """Stop a running job (what finished is kept), or mark one whose client is gone."""
+    from modelops.jobs import cancel_job
+
     return Job(cancel_job(job_id))
 
 
 def job(job_id: str) -> Job:
     """A job of this project; a unique prefix of its id will do."""
+    from modelops.store import JobRecords
+
     return Job(JobRecords(Settings.from_env().jobs_db).get(job_id))
 
 
 def list_jobs(limit: int = 50) -> list[Job]:
     """This project's jobs, newest first."""
+    from modelops.store import JobRecords
+
     return [Job(record) for record in JobRecords(Settings.from_env().jobs_db).list(limit)]
 
 
 def results(job_id: str) -> JobResults:
     """A job's outputs as polars LazyFrames (`results(id)["incidence"]`); `simulations()`
     has one row per simulation, its last attempt."""
+    from modelops.store import open_job_results
+
     return open_job_results(job_id, Settings.from_env().jobs_db)
 
 
@@ -538,6 +556,8 @@ def calibrate(
 
 def calibration_job(job_id: str) -> Calibration:
     """A calibration job of this project; a unique prefix of its id will do."""
+    from modelops.store import JobRecords
+
     record = JobRecords(Settings.from_env().jobs_db).get(job_id)
     if record.kind != "calibration":
         raise ModelOpsError(
