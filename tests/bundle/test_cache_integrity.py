@@ -56,6 +56,7 @@ from modelops.bundle.registry import RegistryClient, RegistryHost, RegistrySourc
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimTask
 from modelops.contracts.ids import canonical_json, sha256_hex
 from modelops.runtime import TaskRunner
+from modelops.runtime.childdir import CHILDREN
 from modelops.runtime.env import env_digest
 from modelops.runtime.eviction import LAST_USED, evict_lru
 from modelops.settings import Settings
@@ -839,10 +840,18 @@ def test_a_fetch_killed_midway_leaves_nothing_once_the_bundle_is_fetched(tmp_pat
 
 
 def disk_usage(cache: Path) -> int:
-    """What evict_lru counts: allocated blocks of the files under bundles/ and envs/."""
+    """What evict_lru counts: allocated blocks of the entries of bundles/ and envs/ (not the
+    locks and sizes beside them) and of the children's folders."""
     total = 0
-    for kind in ("bundles", "envs"):
-        for dirpath, _, filenames in os.walk(cache / kind):
+    folders = [
+        entry
+        for kind in ("bundles", "envs", CHILDREN)
+        if (cache / kind).is_dir()
+        for entry in (cache / kind).iterdir()
+        if entry.is_dir() and (kind == CHILDREN or not entry.name.startswith("."))
+    ]
+    for folder in folders:
+        for dirpath, _, filenames in os.walk(folder):
             for name in filenames:
                 total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
     return total
