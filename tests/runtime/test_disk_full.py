@@ -1,6 +1,7 @@
-"""The disk that holds the bundle cache fills up while a bundle is fetched: one clear line
-naming the cache and what to do, and no cache entry left that could pass for the bundle.
-The disk is a real 1 MiB tmpfs mounted for the test (root only, as in CI)."""
+"""The disk that holds the bundle cache fills up while a bundle is fetched or its environment
+is built: one clear line naming the cache and what to do, and no cache entry left that could
+pass for the bundle or the environment. The disk is a real tmpfs mounted for the test (root
+only, as in CI)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ import pytest
 from modelops.bundle import LayoutStore
 from modelops.contracts import ErrorClass, SimTask
 from modelops.runtime import TaskRunner
+from modelops.runtime.eviction import SIZES
 
 WIRE = "def wire(entrypoint, params, seed):\n    return {'ok': b'1'}\n"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+
+
+def resize(disk: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
 
 
 @pytest.fixture
@@ -51,3 +57,36 @@ def test_a_full_cache_disk_is_one_clear_line_and_leaves_no_entry(
     left = sorted(path.name for path in bundles.iterdir()) if bundles.exists() else []
     assert ref.hex not in left  # nothing that could pass for the bundle
     assert not [name for name in left if name.startswith(".partial-")]
+
+
+def test_a_full_disk_under_an_environment_build_is_one_clear_line_then_space_freed_builds_it(
+    store: LayoutStore, make_bundle, small_disk: Path
+) -> None:
+    """The bundle fits; its environment (pyarrow, copied: uv cannot hard-link across disks)
+    does not. uv's own error is recognised as the full disk it is."""
+    resize(small_disk, "16m")
+    wire = "import pyarrow\n\ndef wire(entrypoint, params, seed):\n    return {'ok': b'1'}\n"
+    ref = make_bundle({"wire.py": wire, "requirements.txt": "pyarrow\n"})
+    cache = small_disk / "cache"
+    runner = TaskRunner(store, cache)
+    try:
+        failed = runner.run(SimTask(ref, "", {}, seed=1))
+        envs = cache / "envs"
+        left = sorted(p.name for p in envs.iterdir() if p.is_dir() and p.name != SIZES)
+        bundle_files = sorted(p.name for p in (cache / "bundles" / ref.hex / "tree").iterdir())
+
+        resize(small_disk, "1g")  # the fix the message names: free space there
+        again = runner.run(SimTask(ref, "", {}, seed=2))
+    finally:
+        runner.close()
+
+    assert failed.error is not None
+    assert failed.error.error_class is ErrorClass.INTERNAL
+    message = failed.error.message
+    assert message.startswith(f"no space left on the disk that holds the cache {cache}")
+    assert f"{envs}/.partial-" in message  # it was writing the environment
+    assert "MODELOPS_CACHE_MAX_GB" in message and "\n" not in message
+    assert left == []  # neither an environment nor a scratch folder stays
+    assert bundle_files == ["requirements.txt", "wire.py"]  # the fetched bundle stays whole
+    assert again.ok, again.error
+    assert again.outputs["ok"].data == b"1"

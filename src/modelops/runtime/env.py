@@ -8,6 +8,7 @@ worker's own interpreter.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from modelops.runtime.eviction import LAST_USED
 
 ENV_RECORD = ".modelops-env.json"  # written last: what the env is for, and who built it
 OURS = frozenset({ENV_RECORD, LAST_USED})  # what ModelOps writes into a venv's root after uv
+UV_NO_SPACE = "(os error 28)"  # how uv's errors end when the disk is full (ENOSPC)
 
 
 def pinned_python(bundle: FetchedBundle) -> str | None:
@@ -112,7 +114,7 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
     venv = work / "venv"
     try:
         python_request = pinned_python(bundle) or sys.executable
-        _uv(["venv", "--relocatable", "--python", python_request, str(venv)], bundle)
+        _uv(["venv", "--relocatable", "--python", python_request, str(venv)], bundle, venv)
         environment = bundle.config.environment
         python = str(venv / "bin" / "python")
         if environment.kind == "uv.lock":
@@ -128,11 +130,12 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
                     str(bundle.root),
                 ],
                 bundle,
+                venv,
                 UV_PROJECT_ENVIRONMENT=str(venv),
             )
         elif environment.kind in ("requirements.txt", "pyproject.toml"):
             source = bundle.root / environment.kind
-            _uv(["pip", "install", "--python", python, "-r", str(source)], bundle)
+            _uv(["pip", "install", "--python", python, "-r", str(source)], bundle, venv)
         (venv / ENV_RECORD).write_text(
             json.dumps(
                 {
@@ -151,10 +154,15 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _uv(args: list[str], bundle: FetchedBundle, **extra_env: str) -> None:
+def _uv(args: list[str], bundle: FetchedBundle, venv: Path, **extra_env: str) -> None:
+    """Run uv to build `venv`; a full disk is raised as the OSError it is (the runner names
+    the cache and what to do), any other failure as an env_build error with uv's words."""
     done = run_uv(args, **extra_env)
-    if done.returncode != 0:
-        raise ModelOpsError(
+    if done.returncode == 0:
+        return
+    if UV_NO_SPACE in done.stderr:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(venv))
+    raise ModelOpsError(
             ErrorClass.ENV_BUILD,
             f"could not build the environment of {bundle.ref}: {uv_error_summary(done.stderr)}",
             type="UvError",
