@@ -163,8 +163,8 @@ def _uv(args: list[str], bundle: FetchedBundle, venv: Path, **extra_env: str) ->
     if UV_NO_SPACE in done.stderr:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(venv))
     raise ModelOpsError(
-            ErrorClass.ENV_BUILD,
-            f"could not build the environment of {bundle.ref}: {uv_error_summary(done.stderr)}",
-            type="UvError",
-            traceback=f"$ uv {' '.join(args)}\n{done.stderr}",
-        )
+        ErrorClass.ENV_BUILD,
+        f"could not build the environment of {bundle.ref}: {uv_error_summary(done.stderr)}",
+        type="UvError",
+        traceback=f"$ uv {' '.join(args)}\n{done.stderr}",
+    )
