@@ -45,10 +45,18 @@ from modelops.cluster import cluster_kind, open_cluster
 from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 from modelops.contracts.ids import canonical_json
 from modelops.contracts.seeds import replicate_seeds
-from modelops.jobs.run import bundle_of, final_counts, job_manifest
+from modelops.jobs.run import bundle_of, final_counts, job_manifest, stopped_by_store
 from modelops.runtime.describe import SDK_WIRE
 from modelops.settings import Settings
-from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
+from modelops.store import (
+    JobCounts,
+    JobRecord,
+    JobRecords,
+    JobState,
+    ResultsNotStored,
+    ResultStore,
+    SimMeta,
+)
 from modelops.store.rows import model_column_name
 from modelops.study import field_problem
 
@@ -206,14 +214,17 @@ def _run(
         loop = _CalibrationLoop(job, spec, bundle.ref, records, store, folder, on_progress)
         started = time.time()
         state: JobState | None = JobState.FAILED
+        refused: ResultsNotStored | None = None
         try:
             loop.run(client)
             state = None  # decided from the search below
         except KeyboardInterrupt:
             state = JobState.CANCELLED
+        except ResultsNotStored as exc:
+            refused, state = exc, None  # decided from the search, as a run that ended
         finally:
-            loop.close()
-            finished = loop.remaining() == 0 and not loop.in_flight
+            refused = loop.close() or refused
+            finished = refused is None and loop.remaining() == 0 and not loop.in_flight
             counts = final_counts(store, job.job_id, spec.search.trials * spec.replicates)
             if finished:
                 counts = JobCounts(counts.done, counts.succeeded, counts.failed, counts.cached)
@@ -224,7 +235,10 @@ def _run(
                 else:
                     state = JobState.SUCCEEDED if loop.progress.complete else JobState.FAILED
             records.finish(job.job_id, state)
-            store.write_manifest(job.job_id, loop.manifest(bundle, state, started, counts))
+            if refused is None:  # a store that refused results takes no manifest either
+                store.write_manifest(job.job_id, loop.manifest(bundle, state, started, counts))
+        if refused is not None:
+            raise stopped_by_store(refused, f"mops calibrate resume {job.job_id}") from refused
         return records.get(job.job_id)
 
 
@@ -427,15 +441,26 @@ class _CalibrationLoop:
 
     def checkpoint(self) -> None:
         self.writer.flush_if_due()
+        self._write_counts()
+
+    def _write_counts(self) -> None:
         if any(self.delta.values()):
             self.records.add_counts(self.job.job_id, **self.delta)
             self.delta = dict.fromkeys(self.delta, 0)
         self.last_checkpoint = time.monotonic()
 
-    def close(self) -> None:
-        self._tell()
-        self.writer.close()
-        self.checkpoint()
+    def close(self) -> ResultsNotStored | None:
+        """Store what is buffered, tell the search what it scored, write the counts. A store
+        that refuses is returned, not raised, so the job's record is still finished (and the
+        search is never told a score whose simulations were not stored)."""
+        try:
+            self._tell()
+            self.writer.close()
+        except ResultsNotStored as exc:
+            return exc
+        finally:
+            self._write_counts()
+        return None
 
     def manifest(
         self, bundle: BundleDescription, state: JobState, started: float, counts: JobCounts

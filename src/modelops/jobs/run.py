@@ -33,7 +33,15 @@ from modelops.cluster import cluster_kind, open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
-from modelops.store import JobCounts, JobRecord, JobRecords, JobState, ResultStore, SimMeta
+from modelops.store import (
+    JobCounts,
+    JobRecord,
+    JobRecords,
+    JobState,
+    ResultsNotStored,
+    ResultStore,
+    SimMeta,
+)
 from modelops.store.results import last_attempts
 from modelops.study import StudySpec, field_problem, plan
 from modelops.study.run import RunSpec
@@ -279,10 +287,24 @@ class _JobRun:
     def checkpoint(self) -> None:
         """Buffered results are flushed when due; counts reach the record every second."""
         self.writer.flush_if_due()
+        self._write_counts()
+
+    def _write_counts(self) -> None:
         if any(self.delta.values()):
             self.records.add_counts(self.job.job_id, **self.delta)
             self.delta = dict.fromkeys(self.delta, 0)
         self.last_checkpoint = time.monotonic()
+
+    def close(self) -> ResultsNotStored | None:
+        """Store what is buffered and write the counts. A store that refuses is returned,
+        not raised, so the job's record is still finished."""
+        try:
+            self.writer.close()
+        except ResultsNotStored as exc:
+            return exc
+        finally:
+            self._write_counts()
+        return None
 
 
 @dataclass(frozen=True)
@@ -314,6 +336,7 @@ def _run(
             on_progress(run.progress)
         started = time.time()
         state = JobState.FAILED
+        refused: ResultsNotStored | None = None
         try:
             pending = run.tasks()
             first = next(pending, None)
@@ -326,18 +349,33 @@ def _run(
             state = None  # decided from the stored counts below
         except KeyboardInterrupt:
             state = JobState.CANCELLED
+        except ResultsNotStored as exc:
+            refused, state = exc, None  # decided from the stored counts, as a run that ended
         finally:
-            run.writer.close()
-            run.checkpoint()
+            refused = run.close() or refused
             counts = final_counts(store, job.job_id, spec.n_simulations)
             records.set_counts(job.job_id, counts)
             if state is None:
                 state = _state_of(counts)
             records.finish(job.job_id, state)
-            store.write_manifest(
-                job.job_id, job_manifest(job.job_id, spec, bundle, state, started, counts)
-            )
+            if refused is None:  # a store that refused results takes no manifest either
+                store.write_manifest(
+                    job.job_id, job_manifest(job.job_id, spec, bundle, state, started, counts)
+                )
+        if refused is not None:
+            raise stopped_by_store(refused, f"mops jobs resume {job.job_id}") from refused
         return records.get(job.job_id)
+
+
+def stopped_by_store(refused: ResultsNotStored, resume: str) -> ModelOpsError:
+    """The job's one line when the result store refused its results: what the store said,
+    that what was stored stays, and how to run the rest."""
+    return ModelOpsError(
+        refused.info.error_class,
+        f"{refused.info.message}: the results stored before stay; free space there, then "
+        f"`{resume}` runs the rest",
+        type=refused.info.type,
+    )
 
 
 def job_manifest(

@@ -6,7 +6,7 @@ Knows nothing of Dask: the cluster hands results in one at a time (`JobWriter.ad
 from modelops.store.failures import FailedSimulation, FailureGroup, FailureSummary
 from modelops.store.jobs import JobCounts, JobRecord, JobRecords, JobState, new_job_id
 from modelops.store.results import JobResults, ResultStore, SimMeta, open_job_results
-from modelops.store.writer import JobWriter
+from modelops.store.writer import JobWriter, ResultsNotStored
 
 __all__ = [
     "FailedSimulation",
@@ -19,6 +19,7 @@ __all__ = [
     "JobState",
     "JobWriter",
     "ResultStore",
+    "ResultsNotStored",
     "SimMeta",
     "new_job_id",
     "open_job_results",

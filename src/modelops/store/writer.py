@@ -18,6 +18,7 @@ never a simulation with two sets of rows.
 
 from __future__ import annotations
 
+import errno
 import secrets
 import time
 from collections.abc import Callable
@@ -32,6 +33,22 @@ from modelops.store.parts import PartSequence
 from modelops.store.rows import FLUSH, OutputRows, SimMeta, SimulationRows
 
 OnFlush = Callable[[list[str]], None]
+
+
+class ResultsNotStored(ModelOpsError):
+    """The result store refused a flush (its disk full, most often). The job stops with
+    what earlier flushes committed; the refused flush stays pending, to be written whole by
+    the next flush or `close`."""
+
+    def __init__(self, location: Location, job_id: str, exc: OSError) -> None:
+        root = location.url(location.root)
+        if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+            message = f"no space left on the disk that holds the result store {root}"
+        else:
+            message = f"could not write to the result store {root}: {exc.strerror or exc}"
+        super().__init__(
+            ErrorClass.INTERNAL, f"{message} (storing job {job_id})", type="ResultsNotStored"
+        )
 
 
 def new_flush_id() -> int:
@@ -176,9 +193,12 @@ class JobWriter:
 
     def _commit(self, pending: _Flush) -> None:
         self._pending = pending
-        for folder, table in pending.outputs:
-            self._sequence(folder).write(table)
-        self._sequence("simulations").write(pending.simulations)  # the commit
+        try:
+            for folder, table in pending.outputs:
+                self._sequence(folder).write(table)
+            self._sequence("simulations").write(pending.simulations)  # the commit
+        except OSError as exc:
+            raise ResultsNotStored(self._location, self._job_id, exc) from exc
         self._pending = None
         self._unreported.extend(pending.stored)
 
