@@ -13,7 +13,7 @@ from modelops.bundle import build_bundle
 from modelops.bundle.build import LARGE_FILE_BYTES
 from modelops.bundle.registry import RegistryClient, RegistryHost, RegistrySource
 from modelops.cluster import open_cluster, run_tasks
-from modelops.contracts import SimTask
+from modelops.contracts import BundleRef, ErrorClass, SimTask
 from modelops.contracts.ids import sha256_hex
 from modelops.runtime import TaskRunner
 
@@ -90,3 +90,33 @@ def test_a_worker_runs_a_bundle_holding_one_large_file_at_two_paths(
         if f"/blobs/sha256:{sha256_hex(TWIN)}" in line
     ]
     assert len(blob_gets) == 1
+
+
+def test_a_batch_whose_bundle_cannot_be_fetched_asks_the_registry_once(
+    own_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """The rest of a batch share the first task's fetch failure instead of each asking the
+    registry again (in an outage, each would wait out the fetch's retries); a task of
+    another bundle in the same batch still runs."""
+    project = tmp_path / "present"
+    project.mkdir()
+    (project / "wire.py").write_text("def wire(e, p, s):\n    return {'ok': b'1'}\n")
+    present = api.push(project, registry=own_registry.host, repository="present").ref
+    missing = BundleRef.parse(f"missing@sha256:{'0' * 64}")
+    client = RegistryClient(RegistryHost.parse(own_registry.host))
+    runner = TaskRunner(RegistrySource(client), tmp_path / "cache")
+    tasks = [SimTask(missing, "", {}, seed) for seed in range(4)] + [SimTask(present, "", {}, 9)]
+    try:
+        results = runner.run_many(tasks)
+    finally:
+        runner.close()
+        client.close()
+
+    assert [r.task_id for r in results] == [t.task_id for t in tasks]
+    failed = results[:4]
+    assert {r.error.error_class for r in failed if r.error} == {ErrorClass.NOT_FOUND}
+    assert len({r.error.message for r in failed if r.error}) == 1
+    assert all(not r.ok for r in failed)
+    assert results[4].ok and results[4].outputs["ok"].data == b"1"
+    asked = [line for line in registry_requests(own_registry, "missing") if "/manifests/" in line]
+    assert len(asked) == 1, asked

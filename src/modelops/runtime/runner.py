@@ -89,6 +89,7 @@ class TaskRunner:
         first = todo[0]
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        ready: _Ready | None = None
         try:
             ready = self._prepare(first.bundle, timings)
             isolation, max_tasks = mode = _mode(first, ready)
@@ -110,7 +111,16 @@ class TaskRunner:
                     child.close()
         except Exception as exc:  # no child to run it in
             failure = SimReturn.failure(todo[0].task_id, self._error_info(exc))
-            yield self._finish(todo.popleft(), failure, timings, started, worker)
+            result = self._finish(todo.popleft(), failure, timings, started, worker)
+            yield result
+            if ready is None and result.error is not None:
+                # The bundle could not be fetched or its environment built, nor can it be
+                # for the rest of the batch a moment later: a registry outage would cost
+                # each of them the fetch's retries (7.5 s), one after another.
+                while todo and todo[0].bundle == first.bundle:
+                    task = todo.popleft()
+                    shared = SimReturn.failure(task.task_id, result.error)
+                    yield replace(shared, timings={"attempts": 1, "total_s": 0.0}, worker=worker)
 
     def _finish(
         self,
