@@ -153,6 +153,20 @@ def test_every_seed_is_the_childs_first_word_not_taken_in_its_set() -> None:
                 assert seed == next(w for w in words if w not in seeds[:offset])
 
 
+@pytest.mark.parametrize("study_seed", [0, 1, 2**32 - 1, 2**32, 2**64 - 1, 2**127 + 11, 2**200 + 7])
+def test_a_set_below_the_boundary_is_computed_at_once_with_numpys_words(study_seed: int) -> None:
+    """Sets below index 2**32 are computed for all replicates at once (`_first_words`), not
+    through one SeedSequence each: the words must be numpy's, for study seeds of any width
+    (up to seven 32-bit words of entropy) and up to the boundary."""
+    rng = random.Random(study_seed)
+    starts = [0, 2**31, 2**32 - 64, rng.randrange(2**32 - 64)]
+    for bits, dtype in WIDTHS:
+        for first_index in starts:
+            seeds = replicate_seeds(study_seed, first_index, 64, bits)
+            assert seeds == [reference(study_seed, first_index + k, dtype) for k in range(64)]
+            assert all(type(seed) is int for seed in seeds)
+
+
 def test_a_large_set_across_the_boundary_is_distinct() -> None:
     first_index = 2**32 - 1 - 40_000
     seeds = replicate_seeds(4, first_index, 80_000)  # study seed 4 has a collision here
