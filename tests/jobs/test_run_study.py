@@ -18,6 +18,7 @@ from tests.conftest import write_project
 
 import modelops
 from modelops.jobs import resume_job, run_study
+from modelops.jobs.run import final_counts
 from modelops.settings import Settings
 from modelops.store import JobRecord, JobRecords, JobState, ResultStore
 from modelops.study import load_study
@@ -146,6 +147,9 @@ def test_failed_simulations_are_recorded_and_retried_on_resume(project: Path) ->
     assert (resumed.counts.succeeded, resumed.counts.failed) == (1, 1)
     again = modelops.results(job.job_id).simulations().collect()
     assert again.height == 2
+    # a run that saw every simulation keeps its own counts: the same as the store's
+    stored = final_counts(ResultStore(resumed.results), job.job_id, resumed.counts.total)
+    assert (resumed.counts, job.counts) == (stored, stored)
 
 
 def test_a_job_recorded_before_seed_bits_resumes_with_the_seeds_it_had(project: Path) -> None:
