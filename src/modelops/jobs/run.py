@@ -249,7 +249,8 @@ class _JobRun:
                 pairs.append((sim, first.with_seed(sim.seed)))
             held = self.records.cached_results(task.task_id for _, task in pairs)
             for sim, task in pairs:
-                meta = SimMeta(task.task_id, sim.param_set, sim.replicate, sim.seed, sim.params)
+                # the set's params, one dict shared by its replicates' rows (and tasks)
+                meta = SimMeta(task.task_id, sim.param_set, sim.replicate, sim.seed, task.params)
                 source = held.get(task.task_id)
                 if source == self.job.job_id:  # stored by an earlier run of this job
                     self.progress.succeeded += 1

@@ -95,9 +95,18 @@ class SimulationRows:
     def __init__(self, job_id: str) -> None:
         self._job_id = job_id
         self._columns: dict[str, list[Any]] = {name: [] for name in _SIM_COLUMNS}
+        self._last_params: tuple[dict[str, Any], str] | None = None  # (dict, its JSON)
 
     def __len__(self) -> int:
         return len(self._columns["sim_id"])
+
+    def _params_json(self, params: dict[str, Any]) -> str:
+        """A set's replicates arrive one after another sharing one params dict: its JSON is
+        made once for them all."""
+        last = self._last_params
+        if last is None or last[0] is not params:
+            last = self._last_params = (params, params_json(params))
+        return last[1]
 
     def append(self, meta: SimMeta, result: SimReturn, cached_from: str | None) -> None:
         error = result.error
@@ -108,7 +117,7 @@ class SimulationRows:
         columns["param_set"].append(meta.param_set)
         columns["replicate"].append(meta.replicate)
         columns["seed"].append(meta.seed)
-        columns["params_json"].append(params_json(meta.params))
+        columns["params_json"].append(self._params_json(meta.params))
         columns["status"].append(status_of(result, cached_from))
         columns["error_class"].append(error.error_class.value if error else None)
         columns["error_type"].append(error.type if error else None)
