@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from modelops.store import JobRecords, ResultStore
+from modelops.store import JobRecords, ResultsNotStored, ResultStore
 from modelops.store.rows import FLUSH
 from tests.store import crash_writer, crashfs
 from tests.store.helpers import meta
@@ -171,7 +171,7 @@ def test_a_flush_that_failed_part_way_is_written_again_whole(tmp_path: Path) -> 
     (job / "simulations").write_text("in the way")
     for i in range(3):
         writer.add(meta(i), crash_writer.result(i, attempt=1))
-    with pytest.raises(OSError):
+    with pytest.raises(ResultsNotStored, match=r"could not write to the result store .*: File"):
         writer.flush()
     assert raw_rows(job / "outputs" / "incidence") == 9  # written, but not committed
     assert store.open("job-retry").simulations().collect().height == 0
