@@ -117,6 +117,8 @@ def test_a_batch_whose_bundle_cannot_be_fetched_asks_the_registry_once(
     assert {r.error.error_class for r in failed if r.error} == {ErrorClass.NOT_FOUND}
     assert len({r.error.message for r in failed if r.error}) == 1
     assert all(not r.ok for r in failed)
+    assert failed[0].timings["fetch_s"] > 0  # the failed fetch is timed, where it happened
+    assert [r.timings["attempts"] for r in failed] == [1, 1, 1, 1]
     assert results[4].ok and results[4].outputs["ok"].data == b"1"
     asked = [line for line in registry_requests(own_registry, "missing") if "/manifests/" in line]
     assert len(asked) == 1, asked

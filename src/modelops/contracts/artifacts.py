@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 _ARROW_FILE_MAGIC = b"ARROW1"
 _ARROW_STREAM_CONTINUATION = b"\xff\xff\xff\xff"
 _PARQUET_MAGIC = b"PAR1"
-THREADED_READ_BYTES = 2**20  # a Parquet table larger than this is read with Arrow's threads
+THREADED_READ_BYTES = 2**20  # a larger Parquet table is read with Arrow's thread pools
 
 
 class ArtifactKind(StrEnum):
@@ -62,9 +62,11 @@ def _read_table(data: bytes, table_format: TableFormat) -> pa.Table:
     if table_format is TableFormat.ARROW_STREAM:
         return pa.ipc.open_stream(pa.BufferReader(data)).read_all()
     # ParquetFile, not read_table: the dataset machinery behind read_table costs ~1 ms a call;
-    # and Arrow's thread pool only for large data: handing a small table's columns to it
-    # took 0.1 ms of the 0.15 ms a model's 100-row table took to read
-    return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=len(data) > THREADED_READ_BYTES)
+    # and Arrow's thread pools only for large data: handing a small table's reads and columns
+    # to them took 0.1 ms of the 0.15 ms a model's 100-row table took, more when the cores
+    # are busy with simulations
+    threads = len(data) > THREADED_READ_BYTES
+    return pq.ParquetFile(pa.BufferReader(data), pre_buffer=threads).read(use_threads=threads)
 
 
 def _guess_format(data: bytes) -> TableFormat | None:

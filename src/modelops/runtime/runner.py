@@ -195,10 +195,14 @@ class TaskRunner:
             return ready
         if ready is None or not ready.bundle.root.is_dir() or not ready.python.exists():
             began = time.perf_counter()
-            bundle = fetch_bundle(ref, self.source, self.cache)
-            timings["fetch_s"] = time.perf_counter() - began
-            python = ensure_env(bundle, self.cache)
-            timings["env_s"] = time.perf_counter() - began - timings["fetch_s"]
+            try:  # timed even when it fails: a registry outage's retries show where time went
+                bundle = fetch_bundle(ref, self.source, self.cache)
+            finally:
+                timings["fetch_s"] = time.perf_counter() - began
+            try:
+                python = ensure_env(bundle, self.cache)
+            finally:
+                timings["env_s"] = time.perf_counter() - began - timings["fetch_s"]
             ready = self._ready[ref] = _Ready(bundle, python, now)
             if self.cache_max_bytes is not None:
                 evict_lru(self.cache, self.cache_max_bytes)
