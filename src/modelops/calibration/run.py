@@ -45,7 +45,7 @@ from modelops.cluster import cluster_kind, open_cluster
 from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 from modelops.contracts.ids import canonical_json
 from modelops.contracts.seeds import replicate_seeds
-from modelops.jobs.run import bundle_of, final_counts, job_manifest, stopped_by_store
+from modelops.jobs.run import bundle_of, final_counts, job_manifest, stopped_early
 from modelops.runtime.describe import SDK_WIRE
 from modelops.settings import Settings
 from modelops.store import (
@@ -238,7 +238,7 @@ def _run(
             if refused is None:  # a store that refused results takes no manifest either
                 store.write_manifest(job.job_id, loop.manifest(bundle, state, started, counts))
         if refused is not None:
-            raise stopped_by_store(refused, f"mops calibrate resume {job.job_id}") from refused
+            raise stopped_early(refused, f"mops calibrate resume {job.job_id}") from refused
         return records.get(job.job_id)
 
 

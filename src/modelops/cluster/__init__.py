@@ -2,6 +2,6 @@
 
 from modelops.cluster.connect import cluster_kind, open_cluster
 from modelops.cluster.plugin import ModelOpsWorkerPlugin
-from modelops.cluster.submit import run_tasks
+from modelops.cluster.submit import SchedulerLost, run_tasks
 
-__all__ = ["ModelOpsWorkerPlugin", "cluster_kind", "open_cluster", "run_tasks"]
+__all__ = ["ModelOpsWorkerPlugin", "SchedulerLost", "cluster_kind", "open_cluster", "run_tasks"]

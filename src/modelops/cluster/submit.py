@@ -13,13 +13,27 @@ import time
 from collections.abc import Iterable, Iterator
 
 from distributed import Client, Future, as_completed
+from distributed.client import FutureCancelledError
 
 from modelops.cluster.plugin import run_sim_batch
-from modelops.contracts import ErrorClass, ErrorInfo, SimReturn, SimTask
+from modelops.contracts import ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 
 TARGET_TASK_S = 0.25  # aim for Dask tasks of about this long when sizing batches
 MAX_BATCH = 1000
 WINDOW_RESIZE_S = 2.0  # how often the window looks for workers that joined
+
+
+class SchedulerLost(ModelOpsError):
+    """The client lost its scheduler (killed, or its allocation ended): Dask cancels every
+    future at once, and a scheduler that comes back knows none of them, so the run stops
+    rather than store the batches in flight as failures or wait for a reconnection."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            ErrorClass.WORKER_LOST,
+            f"lost the connection to the Dask scheduler at {address}",
+            type="SchedulerLost",
+        )
 
 
 class BatchSizer:
@@ -84,7 +98,7 @@ def run_tasks(
                 break
         for future in completed:
             _, batch = in_flight.pop(future.key)
-            results = _results_of(future, batch)
+            results = _results_of(future, batch, client)
             future.release()
             for result in results:
                 if result.ok:
@@ -102,11 +116,16 @@ def run_tasks(
             client.cancel([future for future, _ in in_flight.values()], force=True)
 
 
-def _results_of(future: Future, batch: list[SimTask]) -> list[SimReturn]:
+def _results_of(future: Future, batch: list[SimTask], client: Client) -> list[SimReturn]:
     try:
         return future.result()
+    except FutureCancelledError as exc:
+        if exc.reason == "scheduler-connection-lost":
+            raise SchedulerLost(client.scheduler.address) from None
+        error = ErrorInfo.from_exception(exc, ErrorClass.WORKER_LOST)
+        return [SimReturn.failure(task.task_id, error) for task in batch]
     except Exception as exc:
-        lost = type(exc).__name__ in ("KilledWorker", "CommClosedError", "FutureCancelledError")
+        lost = type(exc).__name__ in ("KilledWorker", "CommClosedError")
         error = ErrorInfo.from_exception(
             exc, ErrorClass.WORKER_LOST if lost else ErrorClass.INTERNAL
         )

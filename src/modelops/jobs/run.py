@@ -29,7 +29,7 @@ from modelops.bundle.inspect import BundleDescription, DescribedSource, describe
 from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.store_in_use import StoreInUse, store_for_call
-from modelops.cluster import cluster_kind, open_cluster, run_tasks
+from modelops.cluster import SchedulerLost, cluster_kind, open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
@@ -344,7 +344,7 @@ def _run(
             on_progress(run.progress)
         started = time.time()
         state = JobState.FAILED
-        refused: ResultsNotStored | None = None
+        stopped: ResultsNotStored | SchedulerLost | None = None
         try:
             pending = run.tasks()
             first = next(pending, None)
@@ -357,11 +357,11 @@ def _run(
             state = None  # decided from the stored counts below
         except KeyboardInterrupt:
             state = JobState.CANCELLED
-        except ResultsNotStored as exc:
-            refused, state = exc, None  # decided from the stored counts, as a run that ended
+        except (ResultsNotStored, SchedulerLost) as exc:
+            stopped, state = exc, None  # decided from the stored counts, as a run that ended
         finally:
-            refused = run.close() or refused
-            if state is None and refused is None and run.progress.done == spec.n_simulations:
+            stopped = run.close() or stopped
+            if state is None and stopped is None and run.progress.done == spec.n_simulations:
                 counts = run.counts()  # it saw every simulation: no need to read them back
             else:
                 counts = final_counts(store, job.job_id, spec.n_simulations)
@@ -369,23 +369,27 @@ def _run(
             if state is None:
                 state = _state_of(counts)
             records.finish(job.job_id, state)
-            if refused is None:  # a store that refused results takes no manifest either
+            if not isinstance(stopped, ResultsNotStored):  # a full store takes no manifest
                 store.write_manifest(
                     job.job_id, job_manifest(job.job_id, spec, bundle, state, started, counts)
                 )
-        if refused is not None:
-            raise stopped_by_store(refused, f"mops jobs resume {job.job_id}") from refused
+        if stopped is not None:
+            raise stopped_early(stopped, f"mops jobs resume {job.job_id}") from stopped
         return records.get(job.job_id)
 
 
-def stopped_by_store(refused: ResultsNotStored, resume: str) -> ModelOpsError:
-    """The job's one line when the result store refused its results: what the store said,
-    that what was stored stays, and how to run the rest."""
+def stopped_early(stop: ResultsNotStored | SchedulerLost, resume: str) -> ModelOpsError:
+    """The job's one line when it stopped before its end (the result store refused its
+    results, or the scheduler was lost): what happened, that what was stored stays, and
+    how to run the rest."""
+    if isinstance(stop, ResultsNotStored):
+        then = f"free space there, then `{resume}` runs the rest"
+    else:
+        then = f"`{resume} --scheduler ADDRESS` runs the rest on a scheduler that is up"
     return ModelOpsError(
-        refused.info.error_class,
-        f"{refused.info.message}: the results stored before stay; free space there, then "
-        f"`{resume}` runs the rest",
-        type=refused.info.type,
+        stop.info.error_class,
+        f"{stop.info.message}: the results stored before stay; {then}",
+        type=stop.info.type,
     )
 
 
