@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 from distributed import Client, Future, as_completed
+from distributed.client import FutureCancelledError
 
 from modelops.bundle.inspect import BundleDescription, describe_bundle
 from modelops.bundle.lock import LockMode
@@ -41,7 +42,7 @@ from modelops.calibration.candidates import (
 from modelops.calibration.defaults import with_model_defaults
 from modelops.calibration.search import ABANDONED, Candidate, Search, TrialRecord
 from modelops.calibration.spec import CalibrationSpec
-from modelops.cluster import cluster_kind, open_cluster
+from modelops.cluster import SchedulerLost, cluster_kind, open_cluster
 from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 from modelops.contracts.ids import canonical_json
 from modelops.contracts.seeds import replicate_seeds
@@ -214,17 +215,17 @@ def _run(
         loop = _CalibrationLoop(job, spec, bundle.ref, records, store, folder, on_progress)
         started = time.time()
         state: JobState | None = JobState.FAILED
-        refused: ResultsNotStored | None = None
+        stopped: ResultsNotStored | SchedulerLost | None = None
         try:
             loop.run(client)
             state = None  # decided from the search below
         except KeyboardInterrupt:
             state = JobState.CANCELLED
-        except ResultsNotStored as exc:
-            refused, state = exc, None  # decided from the search, as a run that ended
+        except (ResultsNotStored, SchedulerLost) as exc:
+            stopped, state = exc, None  # decided from the search, as a run that ended
         finally:
-            refused = loop.close() or refused
-            finished = refused is None and loop.remaining() == 0 and not loop.in_flight
+            stopped = loop.close() or stopped
+            finished = stopped is None and loop.remaining() == 0 and not loop.in_flight
             counts = final_counts(store, job.job_id, spec.search.trials * spec.replicates)
             if finished:
                 counts = JobCounts(counts.done, counts.succeeded, counts.failed, counts.cached)
@@ -235,10 +236,10 @@ def _run(
                 else:
                     state = JobState.SUCCEEDED if loop.progress.complete else JobState.FAILED
             records.finish(job.job_id, state)
-            if refused is None:  # a store that refused results takes no manifest either
+            if not isinstance(stopped, ResultsNotStored):  # a full store takes no manifest
                 store.write_manifest(job.job_id, loop.manifest(bundle, state, started, counts))
-        if refused is not None:
-            raise stopped_early(refused, f"mops calibrate resume {job.job_id}") from refused
+        if stopped is not None:
+            raise stopped_early(stopped, f"mops calibrate resume {job.job_id}") from stopped
         return records.get(job.job_id)
 
 
@@ -357,6 +358,11 @@ class _CalibrationLoop:
         candidate, _ = self.in_flight[future.key]
         try:
             return future.result()
+        except FutureCancelledError as exc:
+            if exc.reason == "scheduler-connection-lost":  # never told: asked again on resume
+                raise SchedulerLost(future.client.scheduler.address) from None
+            error = ErrorInfo.from_exception(exc, ErrorClass.WORKER_LOST)
+            return CandidateOutcome(candidate.number, [], None, {}, error, 0.0)
         except Exception as exc:  # the task itself failed: a lost worker, most often
             lost = type(exc).__name__ in ("KilledWorker", "CommClosedError")
             error = ErrorInfo.from_exception(
