@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from distributed import Client, get_task_stream
 
-from modelops.cluster import run_tasks
+from modelops.cluster import Dashboard, open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, SimTask, derive_seeds
 
 SLOW_ECHO = """
@@ -83,3 +85,23 @@ def test_model_error_reaches_the_client_with_its_remote_traceback(
     assert result.error.type == "KeyError"
     assert 'raise KeyError("incidence")' in result.error.traceback
     assert result.worker in client.nthreads()
+
+
+def test_the_embedded_clusters_dashboard_link_serves_the_dashboard() -> None:
+    """The link `mops run` prints is Dask's live dashboard, not a 404 (its bokeh pages load
+    in the background, so the link comes once they serve); a cluster opened without asking
+    for it (one simulation) gets none."""
+    dashboard = Dashboard()
+    with open_cluster(n_workers=1, dashboard=dashboard) as client:
+        deadline = time.monotonic() + 60
+        while dashboard.link is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dashboard.link == client.dashboard_link
+        assert dashboard.link.startswith("http://127.0.0.1:")
+        status = httpx.get(dashboard.link, timeout=30)
+        assert status.status_code == 200 and "Dask" in status.text
+        workers = httpx.get(dashboard.link.replace("/status", "/workers"), timeout=30)
+        assert workers.status_code == 200
+    with open_cluster(n_workers=1) as client:
+        time.sleep(1)  # what a dashboard would have taken to load
+        assert httpx.get(client.dashboard_link, timeout=30).status_code == 404

@@ -42,7 +42,7 @@ from modelops.calibration.candidates import (
 from modelops.calibration.defaults import with_model_defaults
 from modelops.calibration.search import ABANDONED, Candidate, Search, TrialRecord
 from modelops.calibration.spec import CalibrationSpec
-from modelops.cluster import SchedulerLost, cluster_kind, open_cluster
+from modelops.cluster import Dashboard, SchedulerLost, cluster_kind, open_cluster
 from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
 from modelops.contracts.ids import canonical_json
 from modelops.contracts.seeds import replicate_seeds
@@ -114,7 +114,8 @@ def run_calibration(
     kind = cluster_kind(scheduler, cluster, settings)  # checked before anything is built
     with bundle_of(spec, settings, lock) as (_, bundle):
         pass  # built and published (or located) and described; the description outlives the store
-    with open_cluster(scheduler, n_workers, kind=kind) as client:
+    dashboard = Dashboard()
+    with open_cluster(scheduler, n_workers, kind=kind, dashboard=dashboard) as client:
         spec = _completed(spec, bundle, client)
         records = JobRecords(settings.jobs_db)
         job = records.create(
@@ -129,7 +130,7 @@ def run_calibration(
         if on_start:
             on_start(job)
         store = ResultStore(settings.results_root)
-        return _run(job, spec, bundle, records, store, folder, client, on_progress)
+        return _run(job, spec, bundle, records, store, folder, client, dashboard, on_progress)
 
 
 def resume_calibration(
@@ -151,9 +152,10 @@ def resume_calibration(
     with store_for_call(settings) as bundle_store:
         bundle = describe_bundle(BundleRef.parse(job.bundle), bundle_store)
     folder = calibration_folder(settings, job.job_id)
-    with open_cluster(scheduler, n_workers, kind=kind) as client:
+    dashboard = Dashboard()
+    with open_cluster(scheduler, n_workers, kind=kind, dashboard=dashboard) as client:
         store = ResultStore(job.results)
-        return _run(job, spec, bundle, records, store, folder, client, on_progress)
+        return _run(job, spec, bundle, records, store, folder, client, dashboard, on_progress)
 
 
 def stored_spec(job: JobRecord, settings: Settings) -> CalibrationSpec:
@@ -204,6 +206,7 @@ def _run(
     store: ResultStore,
     folder: Path,
     client: Client,
+    dashboard: Dashboard,
     on_progress: CalibrationCallback | None,
 ) -> JobRecord:
     """One run of a calibration job, holding its run lock throughout."""
@@ -212,7 +215,9 @@ def _run(
         # results an earlier run committed but was killed before reporting: reported now
         for stored in store.open(job.job_id).stored_here():
             records.record_results(job.job_id, stored)
-        loop = _CalibrationLoop(job, spec, bundle.ref, records, store, folder, on_progress)
+        loop = _CalibrationLoop(
+            job, spec, bundle.ref, records, store, folder, dashboard, on_progress
+        )
         started = time.time()
         state: JobState | None = JobState.FAILED
         stopped: ResultsNotStored | SchedulerLost | None = None
@@ -254,9 +259,11 @@ class _CalibrationLoop:
         records: JobRecords,
         store: ResultStore,
         folder: Path,
+        dashboard: Dashboard,
         on_progress: CalibrationCallback | None,
     ) -> None:
         self.job = job
+        self.dashboard = dashboard  # its link is set once Dask's dashboard serves
         self.spec = spec
         self.ref = ref
         self.records = records
@@ -306,7 +313,6 @@ class _CalibrationLoop:
             return
         self.opened = time.monotonic()
         self._read_threads(client)
-        self.progress.dashboard = client.dashboard_link
         self._show()
         # the observed data and scoring rules go to each worker once, not with every task
         [scoring] = client.scatter([self.scoring], broadcast=True, hash=False)
@@ -441,6 +447,7 @@ class _CalibrationLoop:
 
     def _show(self) -> None:
         self.progress.running = len(self.in_flight)
+        self.progress.dashboard = self.dashboard.link
         self.progress.utilisation = self.utilisation()
         if self.on_progress:
             self.on_progress(self.progress)

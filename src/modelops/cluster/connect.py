@@ -5,10 +5,13 @@ code is the same for all of them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 
 import dask.config
 from distributed import Client, LocalCluster
@@ -21,6 +24,7 @@ from modelops.settings import CLUSTER_KINDS, Settings
 # Worker processes take seconds to start on a busy 2-core machine; the earlier system's
 # 5 s death timeout made its fixtures hang. Be generous.
 CONNECT_TIMEOUT_S = 120
+logger = logging.getLogger(__name__)
 EMBEDDED_CONFIG = {
     # in-process workers talk `inproc://`, whose address names the machine's IP: the link
     # must name the loopback address the dashboard listens on
@@ -32,14 +36,25 @@ EMBEDDED_CONFIG = {
 }
 
 
+@dataclass
+class Dashboard:
+    """Where Dask's dashboard serves, once it does: a running scheduler's at once, the
+    embedded cluster's once loaded in the background (importing bokeh takes 0.4 s, which no
+    study should wait for and one simulation never needs)."""
+
+    link: str | None = None
+
+
 @contextmanager
 def open_cluster(
     scheduler: str | None = None,
     n_workers: int | None = None,
     threads_per_worker: int = 1,
     kind: str | None = None,
+    dashboard: Dashboard | None = None,
 ) -> Iterator[Client]:
-    """A client whose workers all have ModelOps loaded; closes what it started.
+    """A client whose workers all have ModelOps loaded; closes what it started. With a
+    `dashboard`, its `link` is set once Dask's dashboard serves.
 
     The kind of cluster is `kind`, else `scheduler` when an address is given, else the
     `cluster.kind` setting, else the embedded one. The plugin is registered on every
@@ -77,16 +92,49 @@ def open_cluster(
                     processes=False,
                     memory_limit=0,
                     dashboard_address=None,
-                    # The scheduler's dashboard on a free loopback port, so two embedded
-                    # clusters never fight over 8787.
+                    # The scheduler's web server on a free loopback port, so two embedded
+                    # clusters never fight over 8787; the dashboard joins it later
+                    # (`_serve_dashboard`), when asked for.
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                     death_timeout=CONNECT_TIMEOUT_S,
                 )
             )
             client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
+            if dashboard is not None:
+                _serve_dashboard(cluster, client.dashboard_link, dashboard)
+        if dashboard is not None and kind != "embedded":
+            dashboard.link = client.dashboard_link  # the running scheduler serves its own
         client.register_plugin(ModelOpsWorkerPlugin(), name=PLUGIN_NAME)
         yield client
+
+
+def _serve_dashboard(cluster: LocalCluster, link: str, dashboard: Dashboard) -> None:
+    """Load Dask's dashboard in a thread, add it to the embedded scheduler's web server on
+    the scheduler's own event loop (as Dask does when it starts one with a dashboard), then
+    give its link. If it cannot load (bokeh missing, or a version Dask refuses), there is no
+    link: better none than one that answers 404."""
+
+    def add() -> None:
+        from distributed.dashboard import scheduler as bokeh_dashboard
+
+        scheduler = cluster.scheduler
+        try:
+            bokeh_dashboard.connect(scheduler.http_application, scheduler.http_server, scheduler)
+        except Exception:  # a cluster closing meanwhile: no dashboard to show
+            logger.debug("the dashboard could not be added", exc_info=True)
+            return
+        dashboard.link = link
+
+    def load() -> None:
+        try:
+            import distributed.dashboard.scheduler  # noqa: F401  (0.4 s: bokeh)
+        except ImportError:
+            return
+        with contextlib.suppress(RuntimeError):  # the cluster's loop closed meanwhile
+            cluster.loop.add_callback(add)
+
+    threading.Thread(target=load, name="modelops-dashboard", daemon=True).start()
 
 
 def cluster_kind(scheduler: str | None, kind: str | None, settings: Settings) -> str:

@@ -29,7 +29,7 @@ from modelops.bundle.inspect import BundleDescription, DescribedSource, describe
 from modelops.bundle.lock import LockMode
 from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.store_in_use import StoreInUse, store_for_call
-from modelops.cluster import SchedulerLost, cluster_kind, open_cluster, run_tasks
+from modelops.cluster import Dashboard, SchedulerLost, cluster_kind, open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
@@ -222,6 +222,7 @@ class _JobRun:
         )
         self.on_progress = on_progress
         self.progress = Progress(job.job_id, spec.n_simulations)
+        self.dashboard = Dashboard()  # its link is set once Dask's dashboard serves
         self.in_flight: dict[str, SimMeta] = {}
         self.delta = {"succeeded": 0, "failed": 0, "cached": 0}
         self.last_checkpoint = time.monotonic()
@@ -262,9 +263,10 @@ class _JobRun:
                     yield task
             self._maybe_checkpoint()
 
-    def cluster_opened(self, dashboard: str | None) -> None:
-        """Said to the progress display at once: the dashboard shows the workers live."""
-        self.progress.dashboard = dashboard
+    def cluster_opened(self) -> None:
+        """Said to the progress display at once: the dashboard shows the workers live (an
+        embedded cluster's shows with a later result, once loaded)."""
+        self.progress.dashboard = self.dashboard.link
         if self.on_progress:
             self.on_progress(self.progress)
 
@@ -278,6 +280,7 @@ class _JobRun:
         self.delta[kind] += 1
         setattr(self.progress, kind, getattr(self.progress, kind) + 1)
         self.progress.running = len(self.in_flight)
+        self.progress.dashboard = self.dashboard.link
         if self.on_progress:
             self.on_progress(self.progress)
 
@@ -349,8 +352,10 @@ def _run(
             pending = run.tasks()
             first = next(pending, None)
             if first is not None:  # a study that is all cache hits needs no cluster at all
-                with open_cluster(where.scheduler, where.n_workers, kind=where.cluster) as client:
-                    run.cluster_opened(client.dashboard_link)
+                with open_cluster(
+                    where.scheduler, where.n_workers, kind=where.cluster, dashboard=run.dashboard
+                ) as client:
+                    run.cluster_opened()
                     tasks = itertools.chain([first], pending)
                     for result in run_tasks(client, tasks, batch_size=spec.resources.batch_size):
                         run.record(result)
