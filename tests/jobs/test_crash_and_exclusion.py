@@ -243,9 +243,13 @@ def test_cancel_leaves_alone_a_process_started_after_a_record_without_a_start_ti
     start cannot be the one that ran it."""
     records = JobRecords(Settings.from_env().jobs_db)
     job_id = running_job(records, os.getpid(), pid_started=None)
+    # the job started 10 s ago: far beyond the slack and psutil's start times, which are
+    # whole-second boot time plus clock ticks (a 1.5 s sleep here failed once in CI)
     with sqlite3.connect(records.path) as db:
-        db.execute("UPDATE jobs SET pid_started = NULL WHERE job_id = ?", (job_id,))
-    time.sleep(1.5)
+        db.execute(
+            "UPDATE jobs SET pid_started = NULL, started = started - 10 WHERE job_id = ?",
+            (job_id,),
+        )
     unrelated = subprocess.Popen(["sleep", "60"])
     try:
         with sqlite3.connect(records.path) as db:
