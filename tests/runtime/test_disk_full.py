@@ -5,6 +5,8 @@ only, as in CI)."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from modelops.bundle import LayoutStore
+from modelops.bundle.digests import CHUNK, write_verified
 from modelops.contracts import ErrorClass, SimTask
 from modelops.runtime import TaskRunner
 from modelops.runtime.eviction import SIZES
@@ -57,6 +60,33 @@ def test_a_full_cache_disk_is_one_clear_line_and_leaves_no_entry(
     left = sorted(path.name for path in bundles.iterdir()) if bundles.exists() else []
     assert ref.hex not in left  # nothing that could pass for the bundle
     assert not [name for name in left if name.startswith(".partial-")]
+
+
+@pytest.mark.parametrize("declared_size", [True, False], ids=["bounded", "unbounded"])
+def test_a_download_stopped_by_a_full_disk_is_closed_before_the_error_is_raised(
+    small_disk: Path, declared_size: bool
+) -> None:
+    """A download's generator holds an HTTP response; left for the garbage collector, it was
+    once finalized inside the connection pool's lock of another download, and that worker
+    waited on the lock forever (seen in CI with two workers fetching into a full cache)."""
+    closed: list[bool] = []
+    data = bytes(3 * CHUNK)  # three times what the disk holds
+
+    def download() -> Iterator[bytes]:
+        try:
+            for start in range(0, len(data), CHUNK):
+                yield data[start : start + CHUNK]
+        finally:
+            closed.append(True)
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    size = len(data) if declared_size else None
+    with pytest.raises(OSError) as raised:
+        write_verified(download(), small_disk / "blob", digest, "blob", size=size)
+
+    assert raised.value.errno == errno.ENOSPC
+    assert closed == [True]  # closed by write_verified, while the error still holds its frame
+    assert list(small_disk.iterdir()) == []  # no partial file left
 
 
 def test_a_full_disk_under_an_environment_build_is_one_clear_line_then_space_freed_builds_it(

@@ -44,9 +44,7 @@ def bounded(chunks: Iterable[bytes], size: int, what: str) -> Iterator[bytes]:
                 )
             yield chunk
     finally:
-        close = getattr(source, "close", None)
-        if close is not None:  # a download stops here, its connection released
-            close()
+        close_source(source)  # a download stops here, its connection released
     if received != size:
         raise ModelOpsError(
             ErrorClass.BAD_BUNDLE,
@@ -60,8 +58,26 @@ def write_verified(
     """Write `chunks` to `dest` atomically, only if they hash to `digest` (and, when `size`
     is given, are exactly that long: reading stops as soon as they are longer)."""
     expected = check_digest(digest, what).removeprefix("sha256:")
-    if size is not None:
-        chunks = bounded(chunks, size, what)
+    source = bounded(chunks, size, what) if size is not None else iter(chunks)
+    try:
+        _write_verified(source, dest, digest, expected, what)
+    finally:
+        close_source(source)
+
+
+def close_source(source: Iterator[bytes]) -> None:
+    """Close a chunk generator the moment its reader stops, whyever it stops. Left to the
+    garbage collector, a download's generator is finalized at a random point in whatever
+    thread runs the collection, possibly one inside the HTTP connection pool's lock, which
+    the response's close then waits on forever."""
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
+def _write_verified(
+    chunks: Iterator[bytes], dest: Path, digest: str, expected: str, what: str
+) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     hasher = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".partial-")
