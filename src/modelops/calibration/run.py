@@ -26,7 +26,6 @@ from typing import Any
 
 import polars as pl
 from distributed import Client, Future, as_completed
-from distributed.client import FutureCancelledError
 
 from modelops.bundle.inspect import BundleDescription, describe_bundle
 from modelops.bundle.lock import LockMode
@@ -42,10 +41,11 @@ from modelops.calibration.candidates import (
 from modelops.calibration.defaults import with_model_defaults
 from modelops.calibration.search import ABANDONED, Candidate, Search, TrialRecord
 from modelops.calibration.spec import CalibrationSpec
-from modelops.cluster import Dashboard, SchedulerLost, cluster_kind, open_cluster
-from modelops.contracts import BundleRef, ErrorClass, ErrorInfo, ModelOpsError, SimReturn, SimTask
+from modelops.cluster import Dashboard, SchedulerLost, cluster_kind, open_cluster, task_outcome
+from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
 from modelops.contracts.ids import canonical_json
 from modelops.contracts.seeds import replicate_seeds
+from modelops.jobs.recorder import RunRecorder
 from modelops.jobs.run import bundle_of, final_counts, job_manifest, stopped_early
 from modelops.runtime.describe import SDK_WIRE
 from modelops.settings import Settings
@@ -65,7 +65,6 @@ KIND = "calibration"
 """The `kind` a calibration job's spec records (a study's has none)."""
 SEARCH_FILE = "search.journal"
 OBSERVED_FOLDER = "observed"
-CHECKPOINT_S = 1.0  # how often counts reach the job record
 THREADS_EVERY_S = 2.0  # how often the cluster's size is read again, for utilisation
 TELL_EVERY_S = 1.0  # scores wait at most this long (or half a batch) for their flush
 
@@ -276,9 +275,7 @@ class _CalibrationLoop:
             algorithm=spec.search.algorithm,
             seed=spec.seed,
         )
-        self.writer = store.writer(
-            job.job_id, on_flush=lambda ids: records.record_results(job.job_id, ids)
-        )
+        self.recorder = RunRecorder(job.job_id, records, store)
         self.scoring = Scoring.of(spec)
         self.in_flight: dict[str, tuple[Candidate, dict[str, SimMeta]]] = {}
         self.written: set[str] = set()  # task ids this run stored, so a repeat is stored once
@@ -294,8 +291,6 @@ class _CalibrationLoop:
         self.progress.complete = len(self.known)
         self.progress.failed = sum(_counts_as_failed(trial) for trial in trials)
         self.progress.best = min((t.score for t in trials if t.score is not None), default=None)
-        self.delta = {"succeeded": 0, "failed": 0, "cached": 0}
-        self.last_checkpoint = time.monotonic()
         self.busy_s = 0.0
         self.opened: float | None = None
         self.threads = 1
@@ -350,9 +345,9 @@ class _CalibrationLoop:
             held, tables = {}, []
         for task_id, source in held.items():
             if source != self.job.job_id and task_id not in self.written:
-                self.writer.add(metas[task_id], SimReturn(task_id, cached=True), source)
+                self.recorder.writer.add(metas[task_id], SimReturn(task_id, cached=True), source)
                 self.written.add(task_id)
-                self._count("cached")
+                self.recorder.count("cached")
         run = CandidateRun(
             candidate.number, [task for task in tasks if task.task_id not in held], tables
         )
@@ -362,19 +357,10 @@ class _CalibrationLoop:
 
     def _outcome_of(self, future: Future) -> CandidateOutcome:
         candidate, _ = self.in_flight[future.key]
-        try:
-            return future.result()
-        except FutureCancelledError as exc:
-            if exc.reason == "scheduler-connection-lost":  # never told: asked again on resume
-                raise SchedulerLost(future.client.scheduler.address) from None
-            error = ErrorInfo.from_exception(exc, ErrorClass.WORKER_LOST)
+        outcome, error = task_outcome(future)
+        if error is not None:
             return CandidateOutcome(candidate.number, [], None, {}, error, 0.0)
-        except Exception as exc:  # the task itself failed: a lost worker, most often
-            lost = type(exc).__name__ in ("KilledWorker", "CommClosedError")
-            error = ErrorInfo.from_exception(
-                exc, ErrorClass.WORKER_LOST if lost else ErrorClass.INTERNAL
-            )
-            return CandidateOutcome(candidate.number, [], None, {}, error, 0.0)
+        return outcome
 
     def _record(self, outcome: CandidateOutcome) -> None:
         """Buffer a candidate's simulations for the store; its score is told once they are
@@ -383,9 +369,9 @@ class _CalibrationLoop:
         candidate, metas = self.in_flight.pop(key)
         for result in outcome.results:
             if result.task_id not in self.written:
-                self.writer.add(metas[result.task_id], result)
+                self.recorder.writer.add(metas[result.task_id], result)
                 self.written.add(result.task_id)
-            self._count("succeeded" if result.ok else "failed")
+            self.recorder.count("succeeded" if result.ok else "failed")
         self.busy_s += outcome.busy_s
         self.untold.append((candidate, outcome))
         if outcome.error is None and outcome.score is not None and math.isfinite(outcome.score):
@@ -405,7 +391,7 @@ class _CalibrationLoop:
         """Make the buffered simulations durable, then tell the search their candidates'
         scores: a search killed at any moment never holds a score whose simulations the
         store lost (those candidates are asked again, and found in the cache)."""
-        self.writer.flush()
+        self.recorder.writer.flush()
         while self.untold:
             # taken off first: an interrupt between the two leaves the trial in flight, to
             # be asked again, never told twice
@@ -429,11 +415,6 @@ class _CalibrationLoop:
             self.progress.failed += 1
         self._show()
 
-    def _count(self, kind: str) -> None:
-        self.delta[kind] += 1
-        if time.monotonic() - self.last_checkpoint >= CHECKPOINT_S:
-            self.checkpoint()
-
     def _read_threads(self, client: Client) -> None:
         self.threads = max(1, sum(client.nthreads().values()))
         self.threads_read = time.monotonic()
@@ -452,28 +433,10 @@ class _CalibrationLoop:
         if self.on_progress:
             self.on_progress(self.progress)
 
-    def checkpoint(self) -> None:
-        self.writer.flush_if_due()
-        self._write_counts()
-
-    def _write_counts(self) -> None:
-        if any(self.delta.values()):
-            self.records.add_counts(self.job.job_id, **self.delta)
-            self.delta = dict.fromkeys(self.delta, 0)
-        self.last_checkpoint = time.monotonic()
-
     def close(self) -> ResultsNotStored | None:
-        """Store what is buffered, tell the search what it scored, write the counts. A store
-        that refuses is returned, not raised, so the job's record is still finished (and the
-        search is never told a score whose simulations were not stored)."""
-        try:
-            self._tell()
-            self.writer.close()
-        except ResultsNotStored as exc:
-            return exc
-        finally:
-            self._write_counts()
-        return None
+        """Store what is buffered, tell the search what it scored, write the counts; the
+        search is never told a score whose simulations the store refused."""
+        return self.recorder.close(before=self._tell)
 
     def manifest(
         self, bundle: BundleDescription, state: JobState, started: float, counts: JobCounts

@@ -2,7 +2,7 @@
 
 from modelops.cluster.connect import Dashboard, cluster_kind, open_cluster
 from modelops.cluster.plugin import ModelOpsWorkerPlugin
-from modelops.cluster.submit import SchedulerLost, run_tasks
+from modelops.cluster.submit import SchedulerLost, run_tasks, task_outcome
 
 __all__ = [
     "Dashboard",
@@ -11,4 +11,5 @@ __all__ = [
     "cluster_kind",
     "open_cluster",
     "run_tasks",
+    "task_outcome",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from distributed import Client, Future, as_completed
 from distributed.client import FutureCancelledError
@@ -98,8 +99,10 @@ def run_tasks(
                 break
         for future in completed:
             _, batch = in_flight.pop(future.key)
-            results = _results_of(future, batch, client)
+            results, error = task_outcome(future)
             future.release()
+            if error is not None:
+                results = [SimReturn.failure(task.task_id, error) for task in batch]
             for result in results:
                 if result.ok:
                     sizer.observe(result.timings.get("total_s", 0.0))
@@ -116,17 +119,19 @@ def run_tasks(
             client.cancel([future for future, _ in in_flight.values()], force=True)
 
 
-def _results_of(future: Future, batch: list[SimTask], client: Client) -> list[SimReturn]:
+def task_outcome(future: Future) -> tuple[Any, ErrorInfo | None]:
+    """A finished Dask task's result and None, or None and why it has none: a lost worker
+    (or a cancelled task) is `worker_lost`, anything else `internal`. A lost scheduler
+    raises SchedulerLost instead: nothing in flight is stored, or told to a search, as
+    failed; a resume runs it again."""
     try:
-        return future.result()
+        return future.result(), None
     except FutureCancelledError as exc:
         if exc.reason == "scheduler-connection-lost":
-            raise SchedulerLost(client.scheduler.address) from None
-        error = ErrorInfo.from_exception(exc, ErrorClass.WORKER_LOST)
-        return [SimReturn.failure(task.task_id, error) for task in batch]
-    except Exception as exc:
+            raise SchedulerLost(future.client.scheduler.address) from None
+        return None, ErrorInfo.from_exception(exc, ErrorClass.WORKER_LOST)
+    except Exception as exc:  # the task itself failed: a lost worker, most often
         lost = type(exc).__name__ in ("KilledWorker", "CommClosedError")
-        error = ErrorInfo.from_exception(
+        return None, ErrorInfo.from_exception(
             exc, ErrorClass.WORKER_LOST if lost else ErrorClass.INTERNAL
         )
-        return [SimReturn.failure(task.task_id, error) for task in batch]

@@ -31,6 +31,7 @@ from modelops.bundle.publish import resolve_bundle
 from modelops.bundle.store_in_use import StoreInUse, store_for_call
 from modelops.cluster import Dashboard, SchedulerLost, cluster_kind, open_cluster, run_tasks
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError, SimReturn, SimTask
+from modelops.jobs.recorder import RunRecorder
 from modelops.runtime.describe import SDK_WIRE, describe_models
 from modelops.settings import Settings
 from modelops.store import (
@@ -48,7 +49,6 @@ from modelops.study.run import RunSpec
 from modelops.study.validate import check_study
 
 PLAN_CHUNK = 1000  # simulations looked up in the provenance cache at a time
-CHECKPOINT_S = 1.0  # how often stored results are marked in the cache and counts written
 
 
 @dataclass
@@ -216,16 +216,11 @@ class _JobRun:
         self.spec = spec
         self.ref = ref
         self.records = records
-        # the provenance cache learns of a result only once a flush made it durable
-        self.writer = store.writer(
-            job.job_id, on_flush=lambda ids: records.record_results(job.job_id, ids)
-        )
+        self.recorder = RunRecorder(job.job_id, records, store)
         self.on_progress = on_progress
         self.progress = Progress(job.job_id, spec.n_simulations)
         self.dashboard = Dashboard()  # its link is set once Dask's dashboard serves
         self.in_flight: dict[str, SimMeta] = {}
-        self.delta = {"succeeded": 0, "failed": 0, "cached": 0}
-        self.last_checkpoint = time.monotonic()
         self.limits = spec.limits()
         self.outputs = tuple(spec.outputs) if spec.outputs else None
 
@@ -256,12 +251,14 @@ class _JobRun:
                 if source == self.job.job_id:  # stored by an earlier run of this job
                     self.progress.succeeded += 1
                 elif source is not None:
-                    self.writer.add(meta, SimReturn(task.task_id, cached=True), cached_from=source)
+                    self.recorder.writer.add(
+                        meta, SimReturn(task.task_id, cached=True), cached_from=source
+                    )
                     self._count("cached")
                 else:
                     self.in_flight[task.task_id] = meta
                     yield task
-            self._maybe_checkpoint()
+            self.recorder.checkpoint_if_due()
 
     def cluster_opened(self) -> None:
         """Said to the progress display at once: the dashboard shows the workers live (an
@@ -272,32 +269,16 @@ class _JobRun:
 
     def record(self, result: SimReturn) -> None:
         meta = self.in_flight.pop(result.task_id)
-        self.writer.add(meta, result)
+        self.recorder.writer.add(meta, result)
         self._count("succeeded" if result.ok else "failed")
-        self._maybe_checkpoint()
 
     def _count(self, kind: str) -> None:
-        self.delta[kind] += 1
+        self.recorder.count(kind)
         setattr(self.progress, kind, getattr(self.progress, kind) + 1)
         self.progress.running = len(self.in_flight)
         self.progress.dashboard = self.dashboard.link
         if self.on_progress:
             self.on_progress(self.progress)
-
-    def _maybe_checkpoint(self) -> None:
-        if time.monotonic() - self.last_checkpoint >= CHECKPOINT_S:
-            self.checkpoint()
-
-    def checkpoint(self) -> None:
-        """Buffered results are flushed when due; counts reach the record every second."""
-        self.writer.flush_if_due()
-        self._write_counts()
-
-    def _write_counts(self) -> None:
-        if any(self.delta.values()):
-            self.records.add_counts(self.job.job_id, **self.delta)
-            self.delta = dict.fromkeys(self.delta, 0)
-        self.last_checkpoint = time.monotonic()
 
     def counts(self) -> JobCounts:
         """The job's counts as this run saw them, right once it saw every simulation: each
@@ -305,17 +286,6 @@ class _JobRun:
         from the store instead grew the client by 50 MB at 200,000 simulations.)"""
         progress = self.progress
         return JobCounts(progress.total, progress.succeeded, progress.failed, progress.cached)
-
-    def close(self) -> ResultsNotStored | None:
-        """Store what is buffered and write the counts. A store that refuses is returned,
-        not raised, so the job's record is still finished."""
-        try:
-            self.writer.close()
-        except ResultsNotStored as exc:
-            return exc
-        finally:
-            self._write_counts()
-        return None
 
 
 @dataclass(frozen=True)
@@ -365,7 +335,7 @@ def _run(
         except (ResultsNotStored, SchedulerLost) as exc:
             stopped, state = exc, None  # decided from the stored counts, as a run that ended
         finally:
-            stopped = run.close() or stopped
+            stopped = run.recorder.close() or stopped
             if state is None and stopped is None and run.progress.done == spec.n_simulations:
                 counts = run.counts()  # it saw every simulation: no need to read them back
             else:
