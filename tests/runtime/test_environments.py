@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -20,7 +21,7 @@ import six
 
 def wire(entrypoint, params, seed):
     return {"env": json.dumps({"six": six.__version__, "file": six.__file__,
-                               "python": sys.executable}).encode()}
+                               "bytecode": six.__cached__, "python": sys.executable}).encode()}
 """
 
 PYPROJECT = """
@@ -32,6 +33,23 @@ dependencies = ["six"]
 """
 
 
+def loads_without_compiling(bytecode: Path, source: Path) -> bool:
+    """Whether Python loads `bytecode` for `source` rather than compiling `source`: it is for
+    this Python, and its header names the source's mtime and size (or its hash)."""
+    if not bytecode.is_file():
+        return False
+    header = bytecode.read_bytes()[:16]
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    if int.from_bytes(header[4:8], "little") & 1:  # checked against a hash of the source
+        return header[8:16] == importlib.util.source_hash(source.read_bytes())
+    stat = source.stat()
+    return (
+        int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+        and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF
+    )
+
+
 def run_env(runner: TaskRunner, store: LayoutStore, project: Path) -> dict:
     built = build_bundle(project)
     ref = store.put(built)
@@ -41,6 +59,9 @@ def run_env(runner: TaskRunner, store: LayoutStore, project: Path) -> dict:
     envs = Settings.from_env().cache / "envs"
     assert Path(env["file"]).is_relative_to(envs)
     assert Path(env["python"]).is_relative_to(envs)
+    # compiled when the environment was built (a child never writes bytecode), so every
+    # child loads it instead of compiling the package again
+    assert loads_without_compiling(Path(env["bytecode"]), Path(env["file"]))
     return {"kind": built.config.environment.kind, **env}
 
 
