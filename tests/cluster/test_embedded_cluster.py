@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ import pytest
 from distributed import Client, get_task_stream
 
 from modelops.cluster import Dashboard, open_cluster, run_tasks
+from modelops.cluster.connect import DASHBOARD_AFTER_S
 from modelops.contracts import BundleRef, ErrorClass, SimTask, derive_seeds
 
 SLOW_ECHO = """
@@ -105,3 +107,13 @@ def test_the_embedded_clusters_dashboard_link_serves_the_dashboard() -> None:
     with open_cluster(n_workers=1) as client:
         time.sleep(1)  # what a dashboard would have taken to load
         assert httpx.get(client.dashboard_link, timeout=30).status_code == 404
+
+
+def test_a_run_over_before_the_dashboard_starts_loading_never_loads_it() -> None:
+    dashboard = Dashboard()
+    with open_cluster(n_workers=1, dashboard=dashboard):
+        assert any(thread.name == "modelops-dashboard" for thread in threading.enumerate())
+    time.sleep(DASHBOARD_AFTER_S + 0.5)  # past when it would have started loading
+
+    assert dashboard.link is None
+    assert not any(thread.name == "modelops-dashboard" for thread in threading.enumerate())

@@ -24,6 +24,10 @@ from modelops.settings import CLUSTER_KINDS, Settings
 # Worker processes take seconds to start on a busy 2-core machine; the earlier system's
 # 5 s death timeout made its fixtures hang. Be generous.
 CONNECT_TIMEOUT_S = 120
+# The embedded cluster's dashboard starts loading this long into a run: one over sooner has
+# nothing to watch, and importing bokeh (0.4 s of CPU) would compete with its children
+# starting on the same cores.
+DASHBOARD_AFTER_S = 1.0
 logger = logging.getLogger(__name__)
 EMBEDDED_CONFIG = {
     # in-process workers talk `inproc://`, whose address names the machine's IP: the link
@@ -39,8 +43,9 @@ EMBEDDED_CONFIG = {
 @dataclass
 class Dashboard:
     """Where Dask's dashboard serves, once it does: a running scheduler's at once, the
-    embedded cluster's once loaded in the background (importing bokeh takes 0.4 s, which no
-    study should wait for and one simulation never needs)."""
+    embedded cluster's once loaded in the background, from DASHBOARD_AFTER_S into the run
+    (importing bokeh takes 0.4 s, which no study should wait for and a short one never
+    needs)."""
 
     link: str | None = None
 
@@ -102,18 +107,20 @@ def open_cluster(
             )
             client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT_S))
             if dashboard is not None:
-                _serve_dashboard(cluster, client.dashboard_link, dashboard)
+                loading = _serve_dashboard(cluster, client.dashboard_link, dashboard)
+                stack.callback(loading.cancel)  # a run over before it starts never loads it
         if dashboard is not None and kind != "embedded":
             dashboard.link = client.dashboard_link  # the running scheduler serves its own
         client.register_plugin(ModelOpsWorkerPlugin(), name=PLUGIN_NAME)
         yield client
 
 
-def _serve_dashboard(cluster: LocalCluster, link: str, dashboard: Dashboard) -> None:
-    """Load Dask's dashboard in a thread, add it to the embedded scheduler's web server on
-    the scheduler's own event loop (as Dask does when it starts one with a dashboard), then
-    give its link. If it cannot load (bokeh missing, or a version Dask refuses), there is no
-    link: better none than one that answers 404."""
+def _serve_dashboard(cluster: LocalCluster, link: str, dashboard: Dashboard) -> threading.Timer:
+    """Load Dask's dashboard in a thread DASHBOARD_AFTER_S from now, add it to the embedded
+    scheduler's web server on the scheduler's own event loop (as Dask does when it starts
+    one with a dashboard), then give its link. If it cannot load (bokeh missing, or a
+    version Dask refuses), there is no link: better none than one that answers 404. The
+    caller cancels the returned timer when the cluster closes."""
 
     def add() -> None:
         from distributed.dashboard import scheduler as bokeh_dashboard
@@ -134,7 +141,10 @@ def _serve_dashboard(cluster: LocalCluster, link: str, dashboard: Dashboard) -> 
         with contextlib.suppress(RuntimeError):  # the cluster's loop closed meanwhile
             cluster.loop.add_callback(add)
 
-    threading.Thread(target=load, name="modelops-dashboard", daemon=True).start()
+    loading = threading.Timer(DASHBOARD_AFTER_S, load)
+    loading.name, loading.daemon = "modelops-dashboard", True
+    loading.start()
+    return loading
 
 
 def cluster_kind(scheduler: str | None, kind: str | None, settings: Settings) -> str:
