@@ -46,7 +46,7 @@ def six_module(venv: Path) -> Path:
     return found
 
 
-@pytest.mark.parametrize("damage", ["deleted", "cut short", "python gone"])
+@pytest.mark.parametrize("damage", ["deleted", "cut short", "cut short in place", "python gone"])
 def test_a_damaged_venv_is_built_again(
     store: LayoutStore, warm: tuple[BundleRef, Path, Path], damage: str
 ) -> None:
@@ -55,11 +55,15 @@ def test_a_damaged_venv_is_built_again(
     module = six_module(venv)
     original = module.read_bytes()
     built = (venv / ENV_RECORD).stat().st_mtime_ns
-    # never written in place: uv hard-links a venv's files to its own cache, shared by all
     if damage == "deleted":
         module.unlink()
     elif damage == "cut short":
         module.unlink()
+        module.write_bytes(original[:100])
+    elif damage == "cut short in place":  # as a model writing into its venv would
+        # the venv's own copy: were it hard-linked to uv's cache, writing it would damage
+        # that cache and every venv built from it (the rebuild below would bring it back)
+        assert module.stat().st_nlink == 1
         module.write_bytes(original[:100])
     else:
         (venv / "bin" / "python").unlink()

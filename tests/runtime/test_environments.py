@@ -62,6 +62,7 @@ def run_env(runner: TaskRunner, store: LayoutStore, project: Path) -> dict:
     # compiled when the environment was built (a child never writes bytecode), so every
     # child loads it instead of compiling the package again
     assert loads_without_compiling(Path(env["bytecode"]), Path(env["file"]))
+    assert Path(env["file"]).stat().st_nlink == 1  # its own copy, not a link into uv's cache
     return {"kind": built.config.environment.kind, **env}
 
 

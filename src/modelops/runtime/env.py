@@ -33,6 +33,10 @@ OURS = frozenset({ENV_RECORD, LAST_USED})  # what ModelOps writes into a venv's 
 # (nothing written into the cache), so without it every child compiled its imports afresh,
 # 1.3 s for numpy, pandas and pyarrow against 0.3 s (decision 77).
 COMPILE_BYTECODE = "--compile-bytecode"
+# Files copied from uv's cache, not hard-linked to it (uv's default): a model that writes
+# into its venv then damages that venv alone, which the fingerprint catches and a rebuild
+# repairs, never uv's cache and with it every venv on the machine (decision 78).
+OWN_FILES = ("--link-mode", "copy")
 BUILD_RECIPE = 2  # part of the env digest: a change to how envs are built builds them again
 UV_NO_SPACE = "(os error 28)"  # how uv's errors end when the disk is full (ENOSPC)
 
@@ -128,6 +132,7 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
                 [
                     "sync",
                     COMPILE_BYTECODE,
+                    *OWN_FILES,
                     "--frozen",
                     "--no-install-project",
                     "--no-dev",
@@ -142,11 +147,8 @@ def _build_into(bundle: FetchedBundle, home: Path, final: Path) -> None:
             )
         elif environment.kind in ("requirements.txt", "pyproject.toml"):
             source = bundle.root / environment.kind
-            _uv(
-                ["pip", "install", COMPILE_BYTECODE, "--python", python, "-r", str(source)],
-                bundle,
-                venv,
-            )
+            install = ["pip", "install", COMPILE_BYTECODE, *OWN_FILES, "--python", python]
+            _uv([*install, "-r", str(source)], bundle, venv)
         (venv / ENV_RECORD).write_text(
             json.dumps(
                 {
