@@ -33,7 +33,8 @@ from modelops.runtime.eviction import discard, evict_lru, remove_leftovers, touc
 from modelops.runtime.pool import WarmPool
 from modelops.runtime.sdk_link import sdk_folder
 
-RETRYABLE = frozenset({ErrorClass.CRASH, ErrorClass.TIMEOUT, ErrorClass.WORKER_LOST})
+# What a worker retries itself; a lost worker is Dask's to retry, and never reaches a runner.
+RETRYABLE = frozenset({ErrorClass.CRASH, ErrorClass.TIMEOUT})
 RECHECK_S = 1.0  # how often a bundle in use is checked for, and marked as used, on disk
 
 
