@@ -160,6 +160,21 @@ def test_put_writes_a_valid_oci_image_layout(tmp_path: Path) -> None:
     assert store.refs() == [(bundle.ref, None)]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask 022", "umask 077"])
+def test_the_store_s_files_get_the_mode_the_umask_gives(tmp_path: Path, umask: int) -> None:
+    """A store on a folder a team shares is readable to the team, as the files the team's
+    own tools write there are (a 0600 index once made it unreadable to all but its writer);
+    a private umask keeps it private."""
+    before = os.umask(umask)
+    try:
+        store, _ = stored_bundle(tmp_path)
+    finally:
+        os.umask(before)
+
+    written = [store.root / "oci-layout", store.root / "index.json", *blob_files(store).values()]
+    assert {stat.S_IMODE(path.stat().st_mode) for path in written} == {0o666 & ~umask}
+
+
 def test_put_is_idempotent(tmp_path: Path) -> None:
     store, bundle = stored_bundle(tmp_path)
     index_before = read_index(store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import tempfile
+import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -80,7 +80,7 @@ def _write_verified(
 ) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     hasher = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".partial-")
+    fd, tmp = create_partial(dest.parent)
     try:
         with _BackgroundWriter(fd) as out:
             for chunk in chunks:
@@ -95,6 +95,14 @@ def _write_verified(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def create_partial(folder: Path) -> tuple[int, Path]:
+    """A new file in `folder`, open for writing, to be renamed into place once complete. Its
+    mode is what the user's own tools would give it (0666 less the umask), not mkstemp's
+    0600, so a bundle store on a folder a team shares stays readable to the team."""
+    path = folder / f".partial-{secrets.token_hex(8)}"
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
 
 
 class _BackgroundWriter:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,13 @@ from modelops.bundle.config import (
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
 )
-from modelops.bundle.digests import check_digest, read_chunks, read_limited, write_verified
+from modelops.bundle.digests import (
+    check_digest,
+    create_partial,
+    read_chunks,
+    read_limited,
+    write_verified,
+)
 from modelops.contracts import BundleRef, ErrorClass, ModelOpsError
 
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -160,7 +165,7 @@ class LayoutStore:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+    fd, tmp = create_partial(path.parent)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     os.replace(tmp, path)
